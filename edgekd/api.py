@@ -1,0 +1,120 @@
+"""The public entry points; the CLI calls these and nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekd.config import PipelineConfig, ProfileConfig, TargetConfig, apply_overrides, load_yaml, validate
+from edgekd.progress import NullProgress, Progress
+from edgekd.resources import resolve
+
+
+def load_pipeline(
+    pipeline: str | Path = "quickstart", overrides: list[str] = (), targets: list[str] = ()
+) -> tuple[PipelineConfig, Path]:
+    """The typed pipeline and the folder its relative paths start from.
+
+    Args:
+        pipeline: a YAML path or the name of a built-in pipeline.
+        overrides: ``key.path=value`` items, applied before validation.
+        targets: when given, replace ``stages.profile.targets``.
+    """
+    path = resolve("pipelines", pipeline)
+    data = apply_overrides(load_yaml(path), list(overrides))
+    if targets:
+        data.setdefault("stages", {}).setdefault("profile", {})
+        if isinstance(data["stages"]["profile"], dict):
+            data["stages"]["profile"]["targets"] = list(targets)
+    return validate(PipelineConfig, data, path), path.resolve().parent
+
+
+def load_targets(names: list[str], base_dir: Path | None = None) -> list[TargetConfig]:
+    """Targets by built-in name or path (relative to the working folder, then ``base_dir``)."""
+    from edgekd.targets import load_target
+
+    loaded = []
+    for name in names:
+        candidate = Path(name)
+        if base_dir is not None and not candidate.is_absolute() and not candidate.exists():
+            if (base_dir / candidate).is_file():
+                name = str(base_dir / candidate)
+        loaded.append(load_target(name))
+    return loaded
+
+
+def compress(
+    pipeline: str | Path = "quickstart",
+    *,
+    out: Path | None = None,
+    targets: list[str] = (),
+    overrides: list[str] = (),
+    fresh: bool = False,
+    progress: Progress = NullProgress(),
+):
+    """Run a pipeline end to end; returns a :class:`edgekd.pipeline.runner.RunResult`."""
+    from edgekd.pipeline.runner import run_pipeline
+
+    config, base_dir = load_pipeline(pipeline, overrides, targets)
+    resolved = load_targets(config.stages.profile.targets, base_dir)
+    run_dir = Path(out) if out is not None else Path("runs") / config.name
+    return run_pipeline(config, base_dir=base_dir, run_dir=run_dir, targets=resolved, fresh=fresh, progress=progress)
+
+
+def profile(
+    model: Path,
+    targets: list[str],
+    *,
+    batch_sizes: list[int] = (),
+    settings: ProfileConfig | None = None,
+    progress: Progress = NullProgress(),
+) -> list[dict]:
+    """Latency records (as dicts) of one ONNX file on each target and batch size."""
+    from edgekd.runtime import get_runtime
+
+    settings = settings or ProfileConfig()
+    records = []
+    for target in load_targets(list(targets)):
+        runtime = get_runtime(target)
+        problems = runtime.check()
+        if problems:
+            from edgekd.errors import TargetError
+
+            raise TargetError(f"target {target.name}: {problems[0]}")
+        for batch in batch_sizes or target.batch_sizes:
+            progress.note(f"profiling {Path(model).name} on {target.name}, batch {batch}")
+            record = runtime.profile(Path(model), model_name=Path(model).stem, batch=batch, precision="fp32",
+                                     settings=settings)
+            records.append(record.to_dict())
+    return records
+
+
+def export_checkpoint(checkpoint: Path, *, fmt: str = "onnx", out: Path | None = None, opset: int = 17) -> Path:
+    """Export an edgekd checkpoint (``*.pt`` from a run folder) to ONNX or a TensorRT engine."""
+    from edgekd.export import export_onnx
+    from edgekd.models import load_checkpoint
+
+    loaded = load_checkpoint(Path(checkpoint))
+    onnx_path = Path(out) if out is not None and fmt == "onnx" else Path(checkpoint).with_suffix(".onnx")
+    export_onnx(loaded.module, loaded.input_shape, onnx_path, opset)
+    if fmt == "onnx":
+        return onnx_path
+    from edgekd.export.tensorrt import build_engine
+
+    engine_path = Path(out) if out is not None else Path(checkpoint).with_suffix(".engine")
+    build_engine(onnx_path, engine_path, batch=1)
+    return engine_path
+
+
+def rerender_report(run_dir: Path) -> dict:
+    """Re-render report.json/.md/.html of a finished run from its manifest."""
+    from edgekd.errors import EdgeKDError
+    from edgekd.pipeline.manifest import MANIFEST, Manifest
+    from edgekd.pipeline.report_data import build_report
+    from edgekd.report import write_report
+
+    run_dir = Path(run_dir)
+    if not (run_dir / MANIFEST).is_file():
+        raise EdgeKDError(f"{run_dir}: no {MANIFEST}; give the folder of a run made by edgekd compress")
+    report = build_report(Manifest.load(run_dir))
+    write_report(report, run_dir)
+    return report

@@ -1,0 +1,230 @@
+"""Commands. Exit codes: 0 done and every budget met; 1 a budget missed; 2 bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgekd import __version__
+from edgekd.cli.progress import make_progress
+from edgekd.errors import EdgeKDError
+
+EXIT_BUDGET_MISSED = 1
+EXIT_BAD_INPUT = 2
+
+app = typer.Typer(
+    help="Distill, quantize, export and profile small models for GPUs and embedded boards.\n\n"
+    "Exit codes: 0 done and every budget met · 1 done but a budget missed · 2 bad input.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+targets_app = typer.Typer(help="List, show and check latency targets.", no_args_is_help=True)
+app.add_typer(targets_app, name="targets")
+
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+F = TypeVar("F", bound=Callable)
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def user_errors(func: F) -> F:
+    """Turn EdgeKDError into a one-line message and exit code 2 (a traceback only with --debug)."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except EdgeKDError as exc:
+            if _state["debug"]:
+                raise
+            raise _fail(str(exc)) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: finished stages are kept; run the same command again to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"edgekd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+@user_errors
+def compress(
+    pipeline: Annotated[str, typer.Argument(help="A pipeline YAML path, or the name of a built-in one.")] = "quickstart",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<pipeline name>).")] = None,
+    target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Target name or YAML path; repeat for several. Replaces the pipeline's targets.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config value: KEY.PATH=VALUE (YAML value).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Discard the run folder's finished stages and start over.")] = False,
+) -> None:
+    """Run a pipeline: teacher → assistants → student → ONNX → latency → report.
+
+    Re-running skips stages whose config and inputs are unchanged; an interrupted run resumes.
+    """
+    from edgekd.api import compress as run
+
+    progress = make_progress(err)
+    try:
+        result = run(pipeline, out=out_dir, targets=target or [], overrides=set_ or [], fresh=fresh, progress=progress)
+    finally:
+        progress.close()
+    _print_summary(result.report, result.run_dir)
+    if not result.budgets_ok:
+        raise typer.Exit(EXIT_BUDGET_MISSED)
+
+
+def _print_summary(report: dict, run_dir: Path) -> None:
+    table = Table(title="models", title_justify="left")
+    for column in ("model", "accuracy", "params", "size"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for name, m in report["models"].items():
+        size = f"{m['size_bytes'] / 1024:.0f} KiB" if m.get("size_bytes") else "-"
+        table.add_row(name, f"{m['accuracy']:.2%}", f"{m['params']:,}", size)
+    out.print(table)
+    deployable = report["deployable"]["model"]
+    for rec in report["latency"]:
+        if rec["model"] == deployable:
+            out.print(
+                f"{deployable} on {rec['target']} ({rec['runtime']}, {rec['precision']}, batch {rec['batch']}): "
+                f"p50 {rec['p50_ms']:.3f} ms · p99 {rec['p99_ms']:.3f} ms · {rec['throughput']:.0f}/s"
+            )
+    for budget in report["budgets"]:
+        mark = "[green]met[/]" if budget["ok"] else "[red]MISSED[/]"
+        out.print(f"budget {budget['name']}: {budget['value']} (limit {budget['limit']}) {mark}")
+    out.print(f"deployable model: {run_dir / report['deployable']['onnx']}")
+    out.print(f"report: {run_dir / 'report.html'} · {run_dir / 'report.md'} · {run_dir / 'report.json'}")
+
+
+@app.command()
+@user_errors
+def profile(
+    model: Annotated[Path, typer.Argument(help="An ONNX file.")],
+    target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Target name or YAML path; repeat for several.")] = None,
+    batch: Annotated[list[int] | None, typer.Option("--batch", "-b", help="Batch size; repeat for several (default: the target's).")] = None,
+    min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs at least.")] = 1.0,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Also write the records as JSON to this file.")] = None,
+) -> None:
+    """Time an ONNX model on targets: p50/p90/p99, throughput and the slowest layers."""
+    from edgekd.api import profile as run
+    from edgekd.config import ProfileConfig
+    from edgekd.fsutil import atomic_write_json
+    from edgekd.report import render_latency_markdown
+
+    settings = ProfileConfig(min_time_s=min_time)
+    records = run(model, target or ["local-cpu"], batch_sizes=batch or [], settings=settings,
+                  progress=make_progress(err))
+    out.print(render_latency_markdown(records), markup=False, highlight=False)
+    if json_file is not None:
+        atomic_write_json(json_file, records)
+
+
+@app.command()
+@user_errors
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="An edgekd checkpoint (*.pt in a run folder's distill/ or teacher/).")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx or tensorrt.")] = "onnx",
+    int8: Annotated[bool, typer.Option("--int8", help="INT8 (needs a quantized checkpoint from the qkd stage).")] = False,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Output file.")] = None,
+) -> None:
+    """Export a checkpoint to ONNX (FP32, dynamic batch) or a TensorRT engine."""
+    from edgekd.api import export_checkpoint
+
+    if fmt not in ("onnx", "tensorrt"):
+        raise _fail(f"--format {fmt!r}: choose onnx or tensorrt")
+    if int8:
+        raise _fail("--int8: INT8 export needs a checkpoint quantized by the qkd stage, which this version lacks")
+    path = export_checkpoint(checkpoint, fmt=fmt, out=out_file)
+    out.print(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def report(run_dir: Annotated[Path, typer.Argument(help="The folder of a finished run.")]) -> None:
+    """Re-render report.json / report.md / report.html of a finished run."""
+    from edgekd.api import rerender_report
+    from edgekd.report import budgets_met
+
+    result = rerender_report(run_dir)
+    out.print(f"wrote {run_dir / 'report.html'}, {run_dir / 'report.md'}, {run_dir / 'report.json'}")
+    if not budgets_met(result["budgets"]):
+        raise typer.Exit(EXIT_BUDGET_MISSED)
+
+
+@app.command()
+def methods() -> None:
+    """List the distillation losses with their papers."""
+    from edgekd.distill import LOSSES
+
+    table = Table("name", "paper")
+    for name, cls in LOSSES.items():
+        table.add_row(name, cls.paper)
+    out.print(table)
+
+
+@targets_app.command("list")
+def targets_list() -> None:
+    """The built-in targets."""
+    from edgekd.targets import builtin_targets, load_target
+
+    table = Table("name", "runtime", "connection", "description")
+    for name in builtin_targets():
+        t = load_target(name)
+        table.add_row(name, t.runtime, t.connection.kind, t.description)
+    out.print(table)
+
+
+@targets_app.command("show")
+@user_errors
+def targets_show(target: Annotated[str, typer.Argument(help="Target name or YAML path.")]) -> None:
+    """Print a target's full configuration."""
+    from edgekd.targets import load_target
+
+    out.print_json(json.dumps(load_target(target).model_dump(mode="json")))
+
+
+@targets_app.command("check")
+@user_errors
+def targets_check(target: Annotated[str, typer.Argument(help="Target name or YAML path.")]) -> None:
+    """Check a target can be used now: runtime present, and what to install if not."""
+    from edgekd.runtime import get_runtime
+    from edgekd.targets import load_target
+
+    config = load_target(target)
+    problems = get_runtime(config).check()
+    if problems:
+        for problem in problems:
+            err.print(f"[red]✗[/] {problem}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    out.print(f"[green]✓[/] {config.name}: {config.runtime} ready")
+
+
+def main() -> None:
+    app(prog_name="edgekd")
+    sys.exit(0)

@@ -1,0 +1,144 @@
+"""The pipeline file: data, the stages that run on it, and the budgets that gate the exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+
+from edgekd.config.base import StrictModel
+
+
+class ModelSpec(StrictModel):
+    """A model of a registered family, e.g. ``{name: resnet_cifar, params: {depth: 20, width: 16}}``."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LossSpec(StrictModel):
+    """One registered distillation loss with its weight in the total loss."""
+
+    name: str
+    weight: float = Field(1.0, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(StrictModel):
+    epochs: int = Field(10, ge=0)
+    lr: PositiveFloat = 0.05
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    batch_size: PositiveInt | None = None
+    """Defaults to ``data.batch_size``."""
+
+
+class DataConfig(StrictModel):
+    kind: str = "digits"
+    """A registered dataset: ``digits`` (built in), ``image_folder``, ``cifar``."""
+    path: Path | None = None
+    image_size: PositiveInt | None = None
+    """Resize images to this square size; ``None`` keeps the native size."""
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    batch_size: PositiveInt = 64
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> DataConfig:
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction must leave at least 10% for training")
+        return self
+
+
+class TeacherConfig(StrictModel):
+    """Where the teacher comes from: exactly one of ``model`` (trained here, or loaded from
+    ``weights``), ``torchscript``, ``export_archive`` or ``factory``."""
+
+    model: ModelSpec | None = None
+    weights: Path | None = None
+    """A state dict for ``model``; without it the stage trains ``model``."""
+    torchscript: Path | None = None
+    export_archive: Path | None = None
+    """A ``torch.export`` archive (``.pt2``)."""
+    factory: str | None = None
+    """``package.module:function`` returning an ``nn.Module``; runs only when named here."""
+    factory_args: dict[str, Any] = Field(default_factory=dict)
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> TeacherConfig:
+        sources = [n for n in ("model", "torchscript", "export_archive", "factory") if getattr(self, n)]
+        if len(sources) != 1:
+            raise ValueError(
+                "give exactly one of model, torchscript, export_archive, factory"
+                f" (got {', '.join(sources) or 'none'})"
+            )
+        if self.weights is not None and self.model is None:
+            raise ValueError("weights needs model: the registered model the state dict belongs to")
+        return self
+
+
+def _hinton_default() -> list[LossSpec]:
+    return [LossSpec(name="hinton", weight=0.9, params={"temperature": 4.0})]
+
+
+class DistillConfig(StrictModel):
+    """Teacher → assistants (in order) → student; each step trains with ``losses`` plus
+    ``ce_weight`` × cross-entropy on the labels."""
+
+    assistants: list[ModelSpec] = Field(default_factory=list)
+    student: ModelSpec
+    losses: list[LossSpec] = Field(default_factory=_hinton_default)
+    ce_weight: float = Field(0.1, ge=0)
+    train: TrainConfig = TrainConfig()
+    baseline: bool = False
+    """Also train the student on labels alone, so the report shows what KD added."""
+
+
+class ExportConfig(StrictModel):
+    opset: int = Field(17, ge=13)
+    atol: PositiveFloat = 1e-3
+    """Largest allowed |ONNX Runtime − torch| on any logit of the parity inputs."""
+    min_top1_agreement: float = Field(0.99, ge=0, le=1)
+    parity_samples: PositiveInt = 512
+
+
+class ProfileConfig(StrictModel):
+    targets: list[str] = Field(default_factory=lambda: ["local-cpu"], min_length=1)
+    batch_sizes: list[PositiveInt] | None = None
+    """Overrides each target's own batch sizes."""
+    warmup_runs: int = Field(10, ge=0)
+    min_time_s: float = Field(1.0, ge=0)
+    min_runs: PositiveInt = 20
+    max_runs: PositiveInt = 100_000
+    layer_profile_runs: int = Field(20, ge=0)
+    """Runs under ONNX Runtime's profiler for the per-layer table; 0 turns it off."""
+    top_layers: PositiveInt = 10
+
+
+class StagesConfig(StrictModel):
+    teacher: TeacherConfig
+    distill: DistillConfig
+    export: ExportConfig = ExportConfig()
+    profile: ProfileConfig = ProfileConfig()
+
+
+class BudgetsConfig(StrictModel):
+    """Limits on the deployable student; any one missed makes ``edgekd compress`` exit 1."""
+
+    min_accuracy: float | None = Field(None, ge=0, le=1)
+    max_latency_p50_ms: dict[str, PositiveFloat] = Field(default_factory=dict)
+    """Target name → limit on p50 at the smallest profiled batch size."""
+    max_size_bytes: PositiveInt | None = None
+
+
+class PipelineConfig(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    stages: StagesConfig
+    budgets: BudgetsConfig = BudgetsConfig()

@@ -1,0 +1,57 @@
+"""The run folder's guard rails: one writer at a time, and never clobber a folder we did not make."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from edgekd.errors import EdgeKDError
+from edgekd.pipeline.manifest import MANIFEST
+
+LOCK = ".lock"
+
+
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir``; a second edgekd on the same folder is refused."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK, "a+")
+    except OSError as exc:
+        raise EdgeKDError(f"cannot write the run folder {run_dir} ({exc.strerror}); choose another --out") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EdgeKDError(
+                f"another edgekd is running on {run_dir}; wait for it or choose another --out"
+            ) from None
+        yield
+    finally:
+        handle.close()
+
+
+def prepare(run_dir: Path, fresh: bool) -> None:
+    """Check ``run_dir`` is ours (or empty), empty it when ``fresh``, drop half-written stage folders."""
+    entries = [p for p in run_dir.iterdir() if p.name != LOCK]
+    if entries and not (run_dir / MANIFEST).exists():
+        raise EdgeKDError(
+            f"{run_dir} already holds files that are not an edgekd run; choose an empty or new --out"
+        )
+    for entry in entries:
+        if fresh or entry.name.endswith(".partial"):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def promote(work_dir: Path, final_dir: Path) -> None:
+    """Replace ``final_dir`` by the finished ``work_dir``."""
+    if final_dir.exists():
+        shutil.rmtree(final_dir)
+    os.replace(work_dir, final_dir)

@@ -1,0 +1,118 @@
+"""Run the stages in order: skip the ones whose fingerprint and files are unchanged, run the rest,
+then publish the deployable model and the report."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgekd import __version__
+from edgekd.config import PipelineConfig, TargetConfig
+from edgekd.fsutil import atomic_write_with, sha256_file
+from edgekd.pipeline import runfolder
+from edgekd.pipeline.manifest import Manifest, fingerprint, hash_tree
+from edgekd.pipeline.report_data import build_report
+from edgekd.pipeline.stage import STAGES, RunContext, StageRecord
+from edgekd.progress import NullProgress, Progress
+from edgekd.report import write_report
+from edgekd.stages import PIPELINE_ORDER, deployable_onnx, preflight
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    report: dict[str, Any]
+    budgets_ok: bool
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    *,
+    base_dir: Path,
+    run_dir: Path,
+    targets: list[TargetConfig],
+    fresh: bool = False,
+    progress: Progress = NullProgress(),
+) -> RunResult:
+    """Run ``config`` into ``run_dir``; bad input raises EdgeKDError before any stage runs."""
+    preflight(config, targets, base_dir)
+    with runfolder.locked(run_dir):
+        runfolder.prepare(run_dir, fresh)
+        manifest = Manifest.load(run_dir)
+        manifest.data.update(
+            pipeline=config.name, edgekd_version=__version__, config=config.model_dump(mode="json"),
+            targets=[t.model_dump(mode="json") for t in targets],
+        )
+        ctx = RunContext(config=config, base_dir=base_dir, run_dir=run_dir, targets=targets, progress=progress)
+        statuses: dict[str, str] = {}
+        records: dict[str, StageRecord] = {}
+        for name in PIPELINE_ORDER:
+            stage = STAGES.get(name)()
+            upstream = {n: fingerprint(manifest.stages[n]["artifacts"]) for n in stage.needs}
+            fp = fingerprint(
+                {"stage": name, "version": __version__, "inputs": stage.fingerprint_inputs(ctx), "upstream": upstream}
+            )
+            entry = manifest.finished(name, fp)
+            if entry is not None:
+                statuses[name] = "cached"
+                progress.note(f"{name}: unchanged since the last run, reusing {run_dir / name}")
+            else:
+                entry = _execute(stage, ctx, fp, records, manifest)
+                statuses[name] = "done"
+            records[name] = StageRecord(name, run_dir / name, entry["outputs"])
+        _publish(manifest, records)
+        manifest.data["last_run"] = {"finished": _now(), "statuses": statuses}
+        manifest.save()
+        report = build_report(manifest)
+        write_report(report, run_dir)
+    return RunResult(run_dir=run_dir, report=report, budgets_ok=all(b["ok"] for b in report["budgets"]))
+
+
+def _execute(stage, ctx: RunContext, fp: str, records: dict[str, StageRecord], manifest: Manifest) -> dict:
+    name = stage.name
+    work = ctx.run_dir / f".{name}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    ctx.progress.note(f"{name}: running")
+    started = time.perf_counter()
+    try:
+        outputs = stage.run(ctx, work, records)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - started
+    # Forget the old entry before its folder is replaced: a kill in between leaves a stage to re-run,
+    # never a manifest that vouches for files it did not hash.
+    if manifest.stages.pop(name, None) is not None:
+        manifest.save()
+    runfolder.promote(work, ctx.run_dir / name)
+    entry = {
+        "status": "done",
+        "fingerprint": fp,
+        "seconds": round(seconds, 3),
+        "finished": _now(),
+        "artifacts": hash_tree(ctx.run_dir / name),
+        "outputs": outputs,
+    }
+    manifest.stages[name] = entry
+    manifest.save()
+    ctx.progress.note(f"{name}: done in {seconds:.1f} s")
+    return entry
+
+
+def _publish(manifest: Manifest, records: dict[str, StageRecord]) -> None:
+    """Copy the deployable model(s) to the top of the run folder, atomically, with their sha256."""
+    published = {}
+    for source, name in deployable_onnx(records):
+        target = manifest.run_dir / name
+        atomic_write_with(target, lambda tmp, src=source: shutil.copyfile(src, tmp))
+        published[name] = {"sha256": sha256_file(target), "bytes": target.stat().st_size}
+    manifest.data["artifacts"] = published
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,57 @@
+"""What a stage is: a function of (config, upstream records) → files in its folder + JSON outputs."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from edgekd.config import PipelineConfig, TargetConfig
+from edgekd.progress import NullProgress, Progress
+from edgekd.registry import Registry
+
+STAGES: Registry[type[Stage]] = Registry("stage")
+
+
+@dataclass
+class RunContext:
+    """Everything a stage may read besides its upstream records."""
+
+    config: PipelineConfig
+    base_dir: Path
+    """The pipeline file's folder: relative paths in the config resolve against it."""
+    run_dir: Path
+    targets: list[TargetConfig]
+    progress: Progress = field(default_factory=NullProgress)
+    _data: Any = None
+
+    def data(self):
+        """The dataset splits, loaded once per run."""
+        if self._data is None:
+            from edgekd.data import load_data
+
+            self._data = load_data(self.config.data, self.config.seed, self.base_dir)
+        return self._data
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """A finished stage: its folder and the JSON outputs it returned."""
+
+    name: str
+    dir: Path
+    outputs: dict[str, Any]
+
+
+class Stage(ABC):
+    name: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:
+        """The config (and input-file hashes) that decide this stage's result."""
+
+    @abstractmethod
+    def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
+        """Write artifacts into ``work_dir`` and return JSON-able outputs."""

@@ -1,0 +1,101 @@
+"""The Markdown report: short enough for a GitHub or GitLab CI step summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgekd.report import tables
+from edgekd.report.tables import Table
+
+
+def _cell(text: str) -> str:
+    """Escape what would break a table row or be read as HTML."""
+    return (
+        text.replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\n", " ")
+    )
+
+
+def _table(table: Table) -> str:
+    rule = {"l": "---", "r": "---:"}
+    lines = [
+        "| " + " | ".join(_cell(h) for h in table.headers) + " |",
+        "|" + "|".join(rule[a] for a in table.align) + "|",
+    ]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def _latency_blocks(records: list[dict[str, Any]], model_order: list[str], deployable: tuple[str, str] | None) -> list[str]:
+    blocks = [_table(tables.latency_table(records, model_order, deployable))]
+    notes = tables.latency_notes(records)
+    if notes:
+        blocks.append("  \n".join(_cell(n) for n in notes))
+    return blocks
+
+
+def _layer_blocks(records: list[dict[str, Any]], model_order: list[str]) -> list[str]:
+    blocks = []
+    for section in tables.layer_sections(records, model_order):
+        blocks += [f"#### Top layers: {_cell(section.title)}", _table(section.table)]
+    return blocks
+
+
+def render_latency_markdown(records: list[dict[str, Any]]) -> str:
+    """The latency table and the per-layer tables alone, as ``edgekd profile`` prints them.
+
+    Args:
+        records: Latency records, as in the report's ``latency`` list.
+
+    Returns:
+        Markdown text ending in a newline.
+    """
+    if not records:
+        return "_No latency measured._\n"
+    return "\n\n".join(_latency_blocks(records, [], None) + _layer_blocks(records, [])) + "\n"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The whole report as Markdown, its first line the budget verdict.
+
+    Args:
+        report: The report dict (see DESIGN.md section 1).
+
+    Returns:
+        Markdown text ending in a newline.
+    """
+    deployable = report["deployable"]
+    model_order = list(report["models"])
+    latency = report["latency"]
+    blocks = [
+        f"## {tables.verdict(report['budgets'])} — {_cell(report['pipeline'])}",
+        _cell(tables.deployable_line(report)) + "  \n" + _cell(tables.provenance_line(report)),
+        "### Budgets",
+        _table(tables.budget_table(report["budgets"])) if report["budgets"] else "_No budgets set._",
+        "### Models",
+        _table(tables.model_table(report)),
+    ]
+    gain = tables.kd_gain_line(report)
+    if gain:
+        blocks.append(_cell(gain))
+    blocks.append("### Latency")
+    if latency:
+        blocks += _latency_blocks(latency, model_order, (deployable["model"], deployable["precision"]))
+        deployable_records = [
+            r for r in latency
+            if r["model"] == deployable["model"] and r["precision"] == deployable["precision"]
+        ]
+        blocks += _layer_blocks(deployable_records, model_order)
+    else:
+        blocks.append("_No latency measured._")
+    blocks.append("### Export parity")
+    blocks.append(_table(tables.parity_table(report)) if report["parity"] else "_No export checked._")
+    blocks.append("### Stages")
+    if report["stages"]:
+        blocks += [_table(tables.stage_table(report)), tables.total_seconds_line(report)]
+    else:
+        blocks.append("_No stage ran._")
+    return "\n\n".join(blocks) + "\n"

@@ -1,0 +1,295 @@
+"""The report's sections as tables of plain-text cells, shared by the Markdown and HTML renderers.
+
+Cells are unescaped text: each renderer escapes them for its own format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgekd.report.budgets import LATENCY_BUDGET_PREFIX, budgets_met
+
+MISSING = "—"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table to render.
+
+    Attributes:
+        headers: Column titles.
+        align: One ``l`` (text) or ``r`` (number) per column.
+        rows: Cell texts, one tuple per row.
+        tags: Per row, space-separated tags (``deployable``, ``estimated``,
+            ``missed``) that the HTML renderer turns into CSS classes.
+    """
+
+    headers: tuple[str, ...]
+    align: str
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+    def add(self, *cells: str, tags: str = "") -> None:
+        """Append a row of ``cells`` with optional ``tags``."""
+        assert len(cells) == len(self.headers), (cells, self.headers)
+        self.rows.append(cells)
+        self.tags.append(tags)
+
+
+@dataclass(frozen=True)
+class LayerSection:
+    """The top layers of one profiled (model, target, precision), at its smallest batch."""
+
+    title: str
+    record: dict[str, Any]
+    table: Table
+
+
+# --- number formats ------------------------------------------------------------------------
+
+
+def fmt_percent(fraction: float | None, digits: int = 2) -> str:
+    """``0.981`` → ``98.10%``."""
+    return MISSING if fraction is None else f"{100 * fraction:.{digits}f}%"
+
+
+def _scaled(value: float, step: float, units: Sequence[str]) -> str:
+    """``value`` divided by ``step`` until it is under 1000, with three significant digits."""
+    index = 0
+    while abs(value) >= 999.5 and index < len(units) - 1:
+        value /= step
+        index += 1
+    digits = f"{value:,.0f}" if index == 0 else f"{value:#.3g}".rstrip(".")
+    return digits + units[index]
+
+
+def fmt_count(value: float | None) -> str:
+    """A count with an SI suffix: ``272474`` → ``272k``, ``10_000_000`` → ``10.0M``."""
+    return MISSING if value is None else _scaled(value, 1000, ("", "k", "M", "G", "T"))
+
+
+def fmt_bytes(size: float | None) -> str:
+    """A size with a binary unit: ``1_100_000`` → ``1.05 MiB``."""
+    return MISSING if size is None else _scaled(size, 1024, (" B", " KiB", " MiB", " GiB", " TiB"))
+
+
+def fmt_ms(ms: float | None) -> str:
+    """Milliseconds with the digits that matter: ``0.01234`` → ``0.0123``, ``12.345`` → ``12.35``."""
+    if ms is None:
+        return MISSING
+    if ms < 1:
+        return f"{ms:#.3g}"
+    return f"{ms:,.2f}" if ms < 100 else f"{ms:,.1f}"
+
+
+def fmt_rate(per_second: float | None) -> str:
+    """A throughput: ``3204.7`` → ``3,205``, ``12.34`` → ``12.3``."""
+    if per_second is None:
+        return MISSING
+    return f"{per_second:,.0f}" if per_second >= 100 else f"{per_second:.1f}"
+
+
+def fmt_int(value: int | None) -> str:
+    return MISSING if value is None else f"{value:,}"
+
+
+def fmt_budget(name: str, value: float | None) -> str:
+    """A budget's limit or value in the unit its name implies."""
+    if name == "min_accuracy":
+        return fmt_percent(value)
+    if name == "max_size_bytes":
+        return fmt_bytes(value)
+    if name.startswith(LATENCY_BUDGET_PREFIX):
+        return MISSING if value is None else f"{fmt_ms(value)} ms"
+    return MISSING if value is None else f"{value:g}"
+
+
+# --- sections ------------------------------------------------------------------------------
+
+
+def verdict(budgets: list[dict[str, Any]]) -> str:
+    """One line: ``✅ all 2 budgets met``, ``✅ no budgets set`` or ``❌ 1 of 2 budgets missed``."""
+    total = len(budgets)
+    if not total:
+        return "✅ no budgets set"
+    noun = "budget" if total == 1 else "budgets"
+    if budgets_met(budgets):
+        return f"✅ all {total} {noun} met" if total > 1 else "✅ 1 budget met"
+    missed = sum(not b["ok"] for b in budgets)
+    return f"❌ {missed} of {total} {noun} missed"
+
+
+def deployable_line(report: dict[str, Any]) -> str:
+    """``Deployable: student (student.onnx, fp32)``."""
+    d = report["deployable"]
+    return f"Deployable: {d['model']} ({d['onnx']}, {d['precision']})"
+
+
+def provenance_line(report: dict[str, Any]) -> str:
+    """Version, creation time and run folder."""
+    return f"edgekd {report['edgekd_version']} · {report['created']} · {report['run_dir']}"
+
+
+def budget_table(budgets: list[dict[str, Any]]) -> Table:
+    """Budget | Limit | Value | Status."""
+    table = Table(("Budget", "Limit", "Value", "Status"), "lrrl")
+    for b in budgets:
+        name = b["name"]
+        sign = "≥" if name.startswith("min_") else "≤"
+        if b["value"] is None:
+            value, status = "not measured", "❌ missed"
+        else:
+            value, status = fmt_budget(name, b["value"]), "✅ met" if b["ok"] else "❌ missed"
+        table.add(name, f"{sign} {fmt_budget(name, b['limit'])}", value, status,
+                  tags="" if b["ok"] else "missed")
+    return table
+
+
+def model_table(report: dict[str, Any]) -> Table:
+    """Model | Role | Family | Accuracy | Params | MACs | Size, in chain order."""
+    deployable = report["deployable"]["model"]
+    table = Table(("Model", "Role", "Family", "Accuracy", "Params", "MACs", "Size"), "lllrrrr")
+    for name, m in report["models"].items():
+        is_deployable = name == deployable
+        table.add(
+            f"{name} (deployable)" if is_deployable else name,
+            m.get("role", ""),
+            m.get("family", ""),
+            fmt_percent(m.get("accuracy")),
+            fmt_count(m.get("params")),
+            fmt_count(m.get("macs")),
+            fmt_bytes(m.get("size_bytes")),
+            tags="deployable" if is_deployable else "",
+        )
+    return table
+
+
+def kd_gain_line(report: dict[str, Any]) -> str | None:
+    """What distillation added over the student trained on labels alone, or ``None``."""
+    models = report["models"]
+    student = next((n for n, m in models.items() if m.get("role") == "student"), None)
+    baseline = next((n for n, m in models.items() if m.get("role") == "baseline"), None)
+    if student is None or baseline is None:
+        return None
+    with_kd, without = models[student].get("accuracy"), models[baseline].get("accuracy")
+    if with_kd is None or without is None:
+        return None
+    gain = 100 * (with_kd - without)
+    return (
+        f"KD gain: {gain:+.2f} points — {student} {fmt_percent(with_kd)} with distillation,"
+        f" {baseline} {fmt_percent(without)} trained on labels alone."
+    )
+
+
+def _order(names: Iterable[str], first: Sequence[str] = ()) -> dict[str, int]:
+    """Rank names: those in ``first`` in that order, then the rest by first appearance."""
+    rank = {n: i for i, n in enumerate(first)}
+    for name in names:
+        rank.setdefault(name, len(rank))
+    return rank
+
+
+def sorted_latency(records: list[dict[str, Any]], model_order: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Records grouped by target, then model (in ``model_order``), precision and batch."""
+    targets = _order(r["target"] for r in records)
+    models = _order((r["model"] for r in records), model_order)
+    return sorted(
+        records,
+        key=lambda r: (targets[r["target"]], models[r["model"]], r["precision"], r["batch"]),
+    )
+
+
+def latency_table(
+    records: list[dict[str, Any]],
+    model_order: Sequence[str] = (),
+    deployable: tuple[str, str] | None = None,
+) -> Table:
+    """Model | Target | Precision | Batch | p50/p90/p99 ms | Throughput/s | Runs.
+
+    Args:
+        records: Latency records.
+        model_order: Model names in chain order, to sort rows by.
+        deployable: ``(model, precision)`` of the deployable model, whose rows are tagged.
+    """
+    table = Table(
+        ("Model", "Target", "Precision", "Batch", "p50 ms", "p90 ms", "p99 ms", "Throughput/s", "Runs"),
+        "lllrrrrrr",
+    )
+    for r in sorted_latency(records, model_order):
+        tags = []
+        if deployable == (r["model"], r["precision"]):
+            tags.append("deployable")
+        p50 = fmt_ms(r["p50_ms"])
+        if r["estimated"]:
+            tags.append("estimated")
+            p50 += " (estimated)"
+        table.add(
+            r["model"], r["target"], r["precision"], str(r["batch"]),
+            p50, fmt_ms(r["p90_ms"]), fmt_ms(r["p99_ms"]),
+            fmt_rate(r["throughput"]), fmt_int(r["runs"]),
+            tags=" ".join(tags),
+        )
+    return table
+
+
+def latency_notes(records: list[dict[str, Any]]) -> list[str]:
+    """One line per target and runtime (version, provider, threads), and what *estimated* means."""
+    notes: dict[tuple[str, str], str] = {}
+    for r in records:
+        key = (r["target"], r["runtime"])
+        if key in notes or r["estimated"]:
+            continue
+        details = [f"{r['runtime']} {r.get('runtime_version') or ''}".strip()]
+        if r.get("provider"):
+            details.append(r["provider"])
+        if r.get("threads"):
+            details.append(f"{r['threads']} thread" + ("s" if r["threads"] > 1 else ""))
+        notes[key] = f"{r['target']}: " + ", ".join(details)
+    lines = list(notes.values())
+    if any(r["estimated"] for r in records):
+        lines.append("(estimated): computed from the target's hardware spec; nothing was measured.")
+    return lines
+
+
+def layer_sections(records: list[dict[str, Any]], model_order: Sequence[str] = ()) -> list[LayerSection]:
+    """The top-layer table of each (model, target, precision), at the smallest batch with layers."""
+    chosen: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in sorted_latency(records, model_order):
+        key = (r["model"], r["target"], r["precision"])
+        if r.get("layers") and key not in chosen:
+            chosen[key] = r
+    sections = []
+    for (model, target, precision), r in chosen.items():
+        table = Table(("Layer", "Op", "Mean ms", "Share"), "llrr")
+        for layer in sorted(r["layers"], key=lambda x: x["mean_ms"], reverse=True):
+            table.add(layer["name"], layer["op_type"], fmt_ms(layer["mean_ms"]), fmt_percent(layer["share"], digits=1))
+        title = f"{model} on {target} ({precision}, batch {r['batch']})"
+        sections.append(LayerSection(title, r, table))
+    return sections
+
+
+def parity_table(report: dict[str, Any]) -> Table:
+    """Model | Max abs diff | Top-1 agreement | Samples: the exported model against torch."""
+    table = Table(("Model", "Max abs diff", "Top-1 agreement", "Samples"), "lrrr")
+    for name, p in report["parity"].items():
+        diff = p.get("max_abs_diff")
+        table.add(name, MISSING if diff is None else f"{diff:.2e}",
+                  fmt_percent(p.get("top1_agreement")), fmt_int(p.get("samples")))
+    return table
+
+
+def stage_table(report: dict[str, Any]) -> Table:
+    """Stage | Status | Seconds."""
+    table = Table(("Stage", "Status", "Seconds"), "llr")
+    for name, s in report["stages"].items():
+        seconds = s.get("seconds")
+        table.add(name, s.get("status", ""), MISSING if seconds is None else f"{seconds:,.1f}")
+    return table
+
+
+def total_seconds_line(report: dict[str, Any]) -> str:
+    """``Total: 45.3 s``."""
+    total = sum(s.get("seconds") or 0.0 for s in report["stages"].values())
+    return f"Total: {total:,.1f} s"

@@ -1,0 +1,58 @@
+"""distill (TAKD): teacher → assistant_1 → … → student, each step distilled from the one before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgekd.pipeline.stage import STAGES, RunContext, Stage, StageRecord
+from edgekd.stages.chain import chain, checkpoint_name, load_teacher_module
+from edgekd.stages.metrics import model_metrics
+
+BASELINE = "student_no_kd"
+
+
+@STAGES.register("distill")
+class DistillStage(Stage):
+    name = "distill"
+    needs = ("teacher",)
+
+    def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:
+        return {"distill": ctx.config.stages.distill.model_dump(mode="json"),
+                "data": ctx.config.data.model_dump(mode="json"), "seed": ctx.config.seed}
+
+    def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
+        from edgekd.distill import build_losses, train_model
+        from edgekd.models import build_model, save_checkpoint
+
+        cfg = ctx.config.stages.distill
+        data = ctx.data()
+        seed = ctx.config.seed
+        tutor = load_teacher_module(ctx, inputs["teacher"])
+        models: dict[str, Any] = {}
+        histories: dict[str, Any] = {}
+        steps = chain(ctx.config)
+        if cfg.baseline:
+            steps.append((BASELINE, cfg.student))
+        for index, (name, spec) in enumerate(steps, start=1):
+            is_baseline = name == BASELINE
+            # The baseline starts from the student's initial weights: only the loss differs.
+            model_seed = seed + (len(steps) - 1 if is_baseline else index)
+            torch.manual_seed(model_seed)
+            module = build_model(spec, data.num_classes, data.input_shape[0])
+            histories[name] = train_model(
+                module, data.train, cfg.train,
+                default_batch_size=ctx.config.data.batch_size, seed=model_seed, val_set=data.val,
+                teacher=None if is_baseline else tutor,
+                losses=[] if is_baseline else build_losses(cfg.losses, "stages.distill"),
+                ce_weight=1.0 if is_baseline else cfg.ce_weight,
+                progress=ctx.progress, task=name,
+            ).history
+            save_checkpoint(work_dir / checkpoint_name(name), module, spec, data.num_classes, data.input_shape)
+            role = "baseline" if is_baseline else ("student" if name == "student" else "assistant")
+            models[name] = model_metrics(module, data, role=role, family=spec.name)
+            if not is_baseline:
+                tutor = module
+        return {"models": models, "history": histories}

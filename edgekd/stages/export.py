@@ -1,0 +1,43 @@
+"""export: every model of the chain to ONNX (FP32, dynamic batch), each checked against torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgekd.pipeline.stage import STAGES, RunContext, Stage, StageRecord
+from edgekd.stages.chain import checkpoint_name, load_teacher_module
+
+
+@STAGES.register("export")
+class ExportStage(Stage):
+    name = "export"
+    needs = ("teacher", "distill")
+
+    def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:
+        return {"export": ctx.config.stages.export.model_dump(mode="json"),
+                "data": ctx.config.data.model_dump(mode="json"), "seed": ctx.config.seed}
+
+    def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
+        from edgekd.export import check_parity, export_onnx
+        from edgekd.models import load_checkpoint
+
+        cfg = ctx.config.stages.export
+        data = ctx.data()
+        parity_inputs = data.test.tensors[0][: cfg.parity_samples]
+        modules = {"teacher": load_teacher_module(ctx, inputs["teacher"])}
+        distill_dir = inputs["distill"].dir
+        for name in inputs["distill"].outputs["models"]:
+            modules[name] = load_checkpoint(distill_dir / checkpoint_name(name)).module
+        exported: dict[str, Any] = {}
+        ctx.progress.start("export", total=len(modules))
+        for name, module in modules.items():
+            path = work_dir / f"{name}.onnx"
+            export_onnx(module, data.input_shape, path, cfg.opset)
+            parity = check_parity(
+                module, path, parity_inputs, atol=cfg.atol, min_top1_agreement=cfg.min_top1_agreement
+            )
+            exported[name] = {"onnx": path.name, "size_bytes": path.stat().st_size, "parity": parity.to_dict()}
+            ctx.progress.advance("export", status=name)
+        ctx.progress.finish("export")
+        return {"models": exported}

@@ -1,0 +1,48 @@
+"""Checks that need no training: bad input fails here, before any stage runs or any file changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekd.config import PipelineConfig, TargetConfig
+from edgekd.errors import ConfigError, EdgeKDError, TargetError
+
+
+def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Path) -> None:
+    from edgekd.data import DATASETS
+    from edgekd.distill import build_losses
+    from edgekd.models import build_model
+    from edgekd.runtime import get_runtime
+
+    _named(lambda: DATASETS.get(config.data.kind), "data.kind")
+    teacher = config.stages.teacher
+    if teacher.model is not None:
+        _named(lambda: build_model(teacher.model, 2, 1), "stages.teacher.model")
+    for field in ("weights", "torchscript", "export_archive"):
+        path = getattr(teacher, field)
+        if path is not None and not (path if path.is_absolute() else base_dir / path).is_file():
+            raise ConfigError(f"stages.teacher.{field}: {path} does not exist (relative paths start at {base_dir})")
+    distill = config.stages.distill
+    for i, spec in enumerate(distill.assistants):
+        _named(lambda spec=spec: build_model(spec, 2, 1), f"stages.distill.assistants.{i}")
+    _named(lambda: build_model(distill.student, 2, 1), "stages.distill.student")
+    build_losses(distill.losses, "stages.distill")
+
+    names = [t.name for t in targets]
+    for target_name in config.budgets.max_latency_p50_ms:
+        if target_name not in names:
+            raise ConfigError(
+                f"budgets.max_latency_p50_ms: target {target_name!r} is not profiled (profiled: {', '.join(names)});"
+                " add it to stages.profile.targets or pass --target"
+            )
+    for target in targets:
+        problems = get_runtime(target).check()
+        if problems:
+            raise TargetError(f"target {target.name}: {problems[0]}")
+
+
+def _named(build, where: str) -> None:
+    try:
+        build()
+    except EdgeKDError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
