@@ -29,7 +29,9 @@ def _table(table: Table) -> str:
     return "\n".join(lines)
 
 
-def _latency_blocks(records: list[dict[str, Any]], model_order: list[str], deployable: tuple[str, str] | None) -> list[str]:
+def _latency_blocks(
+    records: list[dict[str, Any]], model_order: list[str], deployable: tuple[str, str] | None
+) -> list[str]:
     blocks = [_table(tables.latency_table(records, model_order, deployable))]
     notes = tables.latency_notes(records)
     if notes:

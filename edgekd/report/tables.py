@@ -264,7 +264,8 @@ def layer_sections(records: list[dict[str, Any]], model_order: Sequence[str] = (
     for (model, target, precision), r in chosen.items():
         table = Table(("Layer", "Op", "Mean ms", "Share"), "llrr")
         for layer in sorted(r["layers"], key=lambda x: x["mean_ms"], reverse=True):
-            table.add(layer["name"], layer["op_type"], fmt_ms(layer["mean_ms"]), fmt_percent(layer["share"], digits=1))
+            share = fmt_percent(layer["share"], digits=1)
+            table.add(layer["name"], layer["op_type"], fmt_ms(layer["mean_ms"]), share)
         title = f"{model} on {target} ({precision}, batch {r['batch']})"
         sections.append(LayerSection(title, r, table))
     return sections
