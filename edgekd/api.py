@@ -22,9 +22,11 @@ def load_pipeline(
     path = resolve("pipelines", pipeline)
     data = apply_overrides(load_yaml(path), list(overrides))
     if targets:
-        data.setdefault("stages", {}).setdefault("profile", {})
-        if isinstance(data["stages"]["profile"], dict):
-            data["stages"]["profile"]["targets"] = list(targets)
+        stages = data.setdefault("stages", {})
+        if isinstance(stages, dict):  # anything else fails validation below, with the file and key
+            profile_stage = stages.setdefault("profile", {})
+            if isinstance(profile_stage, dict):
+                profile_stage["targets"] = list(targets)
     return validate(PipelineConfig, data, path), path.resolve().parent
 
 
@@ -69,8 +71,14 @@ def profile(
     progress: Progress = NullProgress(),
 ) -> list[dict]:
     """Latency records (as dicts) of one ONNX file on each target and batch size."""
+    from edgekd.errors import ConfigError
+    from edgekd.onnx_model import load_onnx
     from edgekd.runtime import get_runtime
 
+    bad = [b for b in batch_sizes if b < 1]
+    if bad:
+        raise ConfigError(f"batch size {bad[0]}: give batch sizes of at least 1")
+    load_onnx(Path(model))  # a missing or corrupt file fails here, before any target is set up
     settings = settings or ProfileConfig()
     records = []
     for target in load_targets(list(targets)):
@@ -90,9 +98,19 @@ def profile(
 
 def export_checkpoint(checkpoint: Path, *, fmt: str = "onnx", out: Path | None = None, opset: int = 17) -> Path:
     """Export an edgekd checkpoint (``*.pt`` from a run folder) to ONNX or a TensorRT engine."""
+    import importlib.util
+
+    from edgekd.errors import ExportError
     from edgekd.export import export_onnx
     from edgekd.models import load_checkpoint
 
+    if fmt not in ("onnx", "tensorrt"):
+        raise ExportError(f"format {fmt!r}: choose onnx or tensorrt")
+    if fmt == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
+        raise ExportError(
+            "--format tensorrt needs TensorRT, which is not installed; on a machine with an NVIDIA GPU run"
+            " pip install 'edgekd[tensorrt]', or use --format onnx"
+        )
     loaded = load_checkpoint(Path(checkpoint))
     onnx_path = Path(out) if out is not None and fmt == "onnx" else Path(checkpoint).with_suffix(".onnx")
     export_onnx(loaded.module, loaded.input_shape, onnx_path, opset)

@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgekd import __version__
@@ -38,7 +39,7 @@ F = TypeVar("F", bound=Callable)
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -118,8 +119,10 @@ def _print_summary(report: dict, run_dir: Path) -> None:
     for budget in report["budgets"]:
         mark = "[green]met[/]" if budget["ok"] else "[red]MISSED[/]"
         out.print(f"budget {budget['name']}: {budget['value']} (limit {budget['limit']}) {mark}")
-    out.print(f"deployable model: {run_dir / report['deployable']['onnx']}")
-    out.print(f"report: {run_dir / 'report.html'} · {run_dir / 'report.md'} · {run_dir / 'report.json'}")
+    out.print(f"deployable model: {run_dir / report['deployable']['onnx']}", markup=False)
+    out.print(
+        f"report: {run_dir / 'report.html'} · {run_dir / 'report.md'} · {run_dir / 'report.json'}", markup=False
+    )
 
 
 @app.command()
@@ -137,6 +140,8 @@ def profile(
     from edgekd.fsutil import atomic_write_json
     from edgekd.report import render_latency_markdown
 
+    if min_time < 0:
+        raise _fail(f"--min-time {min_time}: give a number of seconds of at least 0")
     settings = ProfileConfig(min_time_s=min_time)
     records = run(model, target or ["local-cpu"], batch_sizes=batch or [], settings=settings,
                   progress=make_progress(err))
@@ -161,7 +166,7 @@ def export(
     if int8:
         raise _fail("--int8: INT8 export needs a checkpoint quantized by the qkd stage, which this version lacks")
     path = export_checkpoint(checkpoint, fmt=fmt, out=out_file)
-    out.print(f"wrote {path}")
+    out.print(f"wrote {path}", markup=False)
 
 
 @app.command()
@@ -172,7 +177,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="The folder of a finishe
     from edgekd.report import budgets_met
 
     result = rerender_report(run_dir)
-    out.print(f"wrote {run_dir / 'report.html'}, {run_dir / 'report.md'}, {run_dir / 'report.json'}")
+    out.print(f"wrote {run_dir / 'report.html'}, {run_dir / 'report.md'}, {run_dir / 'report.json'}", markup=False)
     if not budgets_met(result["budgets"]):
         raise typer.Exit(EXIT_BUDGET_MISSED)
 
@@ -220,7 +225,7 @@ def targets_check(target: Annotated[str, typer.Argument(help="Target name or YAM
     problems = get_runtime(config).check()
     if problems:
         for problem in problems:
-            err.print(f"[red]✗[/] {problem}")
+            err.print(f"[red]✗[/] {escape(problem)}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT)
     out.print(f"[green]✓[/] {config.name}: {config.runtime} ready")
 

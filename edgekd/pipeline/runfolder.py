@@ -18,6 +18,7 @@ LOCK = ".lock"
 @contextmanager
 def locked(run_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``run_dir``; a second edgekd on the same folder is refused."""
+    _refuse_foreign(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         handle = open(run_dir / LOCK, "a+")
@@ -36,18 +37,25 @@ def locked(run_dir: Path) -> Iterator[None]:
 
 
 def prepare(run_dir: Path, fresh: bool) -> None:
-    """Check ``run_dir`` is ours (or empty), empty it when ``fresh``, drop half-written stage folders."""
-    entries = [p for p in run_dir.iterdir() if p.name != LOCK]
-    if entries and not (run_dir / MANIFEST).exists():
-        raise EdgeKDError(
-            f"{run_dir} already holds files that are not an edgekd run; choose an empty or new --out"
-        )
-    for entry in entries:
+    """Empty ``run_dir`` when ``fresh``; drop half-written stage folders."""
+    _refuse_foreign(run_dir)
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK:
+            continue
         if fresh or entry.name.endswith(".partial"):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
+
+
+def _refuse_foreign(run_dir: Path) -> None:
+    """Refuse a folder (or file) that holds something other than an edgekd run: never clobber it."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise EdgeKDError(f"--out {run_dir} is a file; give a folder")
+    if run_dir.is_dir() and not (run_dir / MANIFEST).exists():
+        if any(p.name != LOCK for p in run_dir.iterdir()):
+            raise EdgeKDError(f"{run_dir} already holds files that are not an edgekd run; choose an empty or new --out")
 
 
 def promote(work_dir: Path, final_dir: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekd.config import PipelineConfig, TargetConfig
-from edgekd.errors import ConfigError, EdgeKDError, TargetError
+from edgekd.errors import ConfigError, DataError, EdgeKDError, TargetError
 
 
 def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Path) -> None:
@@ -15,6 +15,9 @@ def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Pat
     from edgekd.runtime import get_runtime
 
     _named(lambda: DATASETS.get(config.data.kind), "data.kind")
+    data_path = config.data.path
+    if data_path is not None and not (data_path if data_path.is_absolute() else base_dir / data_path).exists():
+        raise DataError(f"data.path: {data_path} does not exist (relative paths start at {base_dir})")
     teacher = config.stages.teacher
     if teacher.model is not None:
         _named(lambda: build_model(teacher.model, 2, 1), "stages.teacher.model")

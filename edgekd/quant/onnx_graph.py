@@ -1,0 +1,146 @@
+"""Small helpers over an ONNX graph: constant values, producers and consumers, weight folding."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+
+def constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Every value of ``graph`` known without running it: initializers, ``Constant`` node
+    outputs, and ``Identity`` nodes over those (the TorchScript exporter writes such copies
+    for shared zero points)."""
+    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    changed = True
+    while changed:
+        changed = False
+        for node in graph.node:
+            if not node.output or node.output[0] in values:
+                continue
+            if node.op_type == "Constant":
+                for attr in node.attribute:
+                    if attr.name == "value":
+                        values[node.output[0]] = numpy_helper.to_array(attr.t)
+                        changed = True
+            elif node.op_type == "Identity" and node.input and node.input[0] in values:
+                values[node.output[0]] = values[node.input[0]]
+                changed = True
+    return values
+
+
+def producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
+    """Value name → the node that writes it."""
+    return {out: node for node in graph.node for out in node.output}
+
+
+def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    """Value name → the nodes that read it."""
+    readers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            if name:
+                readers[name].append(node)
+    return readers
+
+
+def attribute(node: onnx.NodeProto, name: str, default=None):
+    for attr in node.attribute:
+        if attr.name == name:
+            return helper.get_attribute_value(attr)
+    return default
+
+
+def quantize_array(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int) -> np.ndarray:
+    """ONNX QuantizeLinear on a constant: round half to even, saturate to the zero point's type."""
+    info = np.iinfo(zero_point.dtype)
+    if scale.ndim == 1 and x.ndim > 0:  # per-axis
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        scale = scale.reshape(shape)
+        zero_point = zero_point.reshape(shape)
+    q = np.rint(x.astype(np.float32) / scale.astype(np.float32)) + zero_point.astype(np.int32)
+    return np.clip(q, info.min, info.max).astype(zero_point.dtype)
+
+
+def fold_constant_quantizers(model: onnx.ModelProto) -> int:
+    """Replace every ``QuantizeLinear`` over a float initializer (a weight) by the integer
+    initializer it computes, so the file stores INT8 weights followed by ``DequantizeLinear``
+    (the form TensorRT and ONNX Runtime read; 1 byte per weight instead of 4).
+
+    Identity copies of constants are inlined and initializers no longer read are dropped.
+
+    Returns:
+        The number of weights folded.
+    """
+    graph = model.graph
+    _inline_constant_identities(graph)
+    values = {init.name: init for init in graph.initializer}
+    consts = constant_values(graph)
+    folded = 0
+    keep = []
+    new_inits = []
+    renames: dict[str, str] = {}
+    for node in graph.node:
+        if (
+            node.op_type == "QuantizeLinear"
+            and node.input[0] in values
+            and len(node.input) >= 3
+            and node.input[1] in consts
+            and node.input[2] in consts
+            and consts[node.input[0]].dtype.kind == "f"
+        ):
+            weight = consts[node.input[0]]
+            axis = attribute(node, "axis", 1)
+            axis = axis + weight.ndim if axis < 0 else axis
+            q = quantize_array(weight, consts[node.input[1]], consts[node.input[2]], axis)
+            name = f"{node.input[0]}_quantized"
+            new_inits.append(numpy_helper.from_array(q, name))
+            renames[node.output[0]] = name
+            folded += 1
+            continue
+        keep.append(node)
+    if not folded:
+        return 0
+    for node in keep:
+        for i, name in enumerate(node.input):
+            if name in renames:
+                node.input[i] = renames[name]
+    del graph.node[:]
+    graph.node.extend(keep)
+    graph.initializer.extend(new_inits)
+    _drop_unused_initializers(graph)
+    return folded
+
+
+def _inline_constant_identities(graph: onnx.GraphProto) -> None:
+    inits = {init.name for init in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    renames: dict[str, str] = {}
+    keep = []
+    for node in graph.node:
+        source = renames.get(node.input[0], node.input[0]) if node.input else ""
+        if node.op_type == "Identity" and source in inits and node.output[0] not in outputs:
+            renames[node.output[0]] = source
+            continue
+        keep.append(node)
+    if not renames:
+        return
+    for node in keep:
+        for i, name in enumerate(node.input):
+            if name in renames:
+                node.input[i] = renames[name]
+    del graph.node[:]
+    graph.node.extend(keep)
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    keep = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    inputs = [i for i in graph.input if i.name in used or i.name not in {init.name for init in keep}]
+    del graph.input[:]
+    graph.input.extend(inputs)
