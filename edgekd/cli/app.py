@@ -102,27 +102,29 @@ def compress(
 
 
 def _print_summary(report: dict, run_dir: Path) -> None:
-    table = Table(title="models", title_justify="left")
-    for column in ("model", "accuracy", "params", "size"):
-        table.add_column(column, justify="right" if column != "model" else "left")
-    for name, m in report["models"].items():
-        size = f"{m['size_bytes'] / 1024:.0f} KiB" if m.get("size_bytes") else "-"
-        table.add_row(name, f"{m['accuracy']:.2%}", f"{m['params']:,}", size)
-    out.print(table)
+    """The report's verdict, budgets, models and the deployable model's latency, as terminal tables."""
+    from edgekd.report import tables
+
     deployable = report["deployable"]["model"]
-    for rec in report["latency"]:
-        if rec["model"] == deployable:
-            out.print(
-                f"{deployable} on {rec['target']} ({rec['runtime']}, {rec['precision']}, batch {rec['batch']}): "
-                f"p50 {rec['p50_ms']:.3f} ms · p99 {rec['p99_ms']:.3f} ms · {rec['throughput']:.0f}/s"
-            )
-    for budget in report["budgets"]:
-        mark = "[green]met[/]" if budget["ok"] else "[red]MISSED[/]"
-        out.print(f"budget {budget['name']}: {budget['value']} (limit {budget['limit']}) {mark}")
+    out.print(_rich(tables.model_table(report), "models"))
+    records = [r for r in report["latency"] if r["model"] == deployable]
+    if records:
+        out.print(_rich(tables.latency_table(records), f"latency of {deployable}"))
+    if report["budgets"]:
+        out.print(_rich(tables.budget_table(report["budgets"]), "budgets"))
+    out.print(tables.verdict(report["budgets"]), markup=False)
     out.print(f"deployable model: {run_dir / report['deployable']['onnx']}", markup=False)
-    out.print(
-        f"report: {run_dir / 'report.html'} · {run_dir / 'report.md'} · {run_dir / 'report.json'}", markup=False
-    )
+    out.print(f"report: {run_dir / 'report.html'} · {run_dir / 'report.md'} · {run_dir / 'report.json'}", markup=False)
+
+
+def _rich(table, title: str) -> Table:
+    """A report table (plain-text cells) as a rich Table."""
+    rich_table = Table(title=title, title_justify="left")
+    for header, align in zip(table.headers, table.align):
+        rich_table.add_column(header, justify="right" if align == "r" else "left")
+    for row, tags in zip(table.rows, table.tags):
+        rich_table.add_row(*(escape(cell) for cell in row), style="bold" if "deployable" in tags else None)
+    return rich_table
 
 
 @app.command()
