@@ -69,31 +69,40 @@ def profile(
     batch_sizes: list[int] = (),
     settings: ProfileConfig | None = None,
     progress: Progress = NullProgress(),
-) -> list[dict]:
-    """Latency records (as dicts) of one ONNX file on each target and batch size."""
+):
+    """Latency of one model file on each target, at each precision and batch size.
+
+    Args:
+        model: An ONNX file, or an edgekd checkpoint (``.pt``) for targets whose runtime is torch.
+        targets: Target names or YAML paths.
+        batch_sizes: Batch sizes for every target; default each target's own.
+        settings: Warm-up, run counts, per-layer options.
+        progress: Receives one task per target.
+
+    Returns:
+        A :class:`edgekd.runtime.sweep.SweepResult`: ``records`` (latency dicts) and
+        ``failures`` (targets or runs that could not be measured; the others still are).
+    """
     from edgekd.errors import ConfigError
-    from edgekd.onnx_model import load_onnx
-    from edgekd.runtime import get_runtime
+    from edgekd.runtime.sweep import ModelFiles, profile_targets
 
     bad = [b for b in batch_sizes if b < 1]
     if bad:
         raise ConfigError(f"batch size {bad[0]}: give batch sizes of at least 1")
-    load_onnx(Path(model))  # a missing or corrupt file fails here, before any target is set up
-    settings = settings or ProfileConfig()
-    records = []
-    for target in load_targets(list(targets)):
-        runtime = get_runtime(target)
-        problems = runtime.check()
-        if problems:
-            from edgekd.errors import TargetError
+    path = Path(model)
+    # a missing or corrupt file fails here, before any target is set up
+    if path.suffix == ".pt":
+        from edgekd.models import load_checkpoint
 
-            raise TargetError(f"target {target.name}: {problems[0]}")
-        for batch in batch_sizes or target.batch_sizes:
-            progress.note(f"profiling {Path(model).name} on {target.name}, batch {batch}")
-            record = runtime.profile(Path(model), model_name=Path(model).stem, batch=batch, precision="fp32",
-                                     settings=settings)
-            records.append(record.to_dict())
-    return records
+        load_checkpoint(path)
+        files = ModelFiles(name=path.stem, checkpoint=path)
+    else:
+        from edgekd.onnx_model import load_onnx
+
+        load_onnx(path)
+        files = ModelFiles(name=path.stem, onnx=path)
+    return profile_targets([files], load_targets(list(targets)), settings or ProfileConfig(),
+                           batch_sizes=list(batch_sizes) or None, progress=progress)
 
 
 def export_checkpoint(checkpoint: Path, *, fmt: str = "onnx", out: Path | None = None, opset: int = 17) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -21,6 +22,7 @@ from edgekd.errors import EdgeKDError
 
 EXIT_BUDGET_MISSED = 1
 EXIT_BAD_INPUT = 2
+EXIT_BUG = 3
 
 app = typer.Typer(
     help="Distill, quantize, export and profile small models for GPUs and embedded boards.\n\n"
@@ -130,13 +132,17 @@ def _rich(table, title: str) -> Table:
 @app.command()
 @user_errors
 def profile(
-    model: Annotated[Path, typer.Argument(help="An ONNX file.")],
+    model: Annotated[Path, typer.Argument(help="An ONNX file (or an edgekd checkpoint .pt for torch targets).")],
     target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Target name or YAML path; repeat for several.")] = None,
     batch: Annotated[list[int] | None, typer.Option("--batch", "-b", help="Batch size; repeat for several (default: the target's).")] = None,
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs at least.")] = 1.0,
     json_file: Annotated[Path | None, typer.Option("--json", help="Also write the records as JSON to this file.")] = None,
 ) -> None:
-    """Time an ONNX model on targets: p50/p90/p99, throughput and the slowest layers."""
+    """Time a model on targets: p50/p90/p99, throughput and the slowest layers.
+
+    A target that cannot be measured is reported (exit 2) after the others; where it has a
+    hardware spec, a roofline estimate marked (estimated) stands in.
+    """
     from edgekd.api import profile as run
     from edgekd.config import ProfileConfig
     from edgekd.fsutil import atomic_write_json
@@ -145,11 +151,20 @@ def profile(
     if min_time < 0:
         raise _fail(f"--min-time {min_time}: give a number of seconds of at least 0")
     settings = ProfileConfig(min_time_s=min_time)
-    records = run(model, target or ["local-cpu"], batch_sizes=batch or [], settings=settings,
-                  progress=make_progress(err))
-    out.print(render_latency_markdown(records), markup=False, highlight=False)
+    progress = make_progress(err)
+    try:
+        result = run(model, target or ["local-cpu"], batch_sizes=batch or [], settings=settings, progress=progress)
+    finally:
+        progress.close()
+    out.print(render_latency_markdown(result.records), markup=False, highlight=False)
     if json_file is not None:
-        atomic_write_json(json_file, records)
+        atomic_write_json(json_file, result.records)
+    for failure in result.failures:
+        where = ", ".join(f"{key} {failure[key]}" for key in ("model", "precision", "batch") if failure[key] is not None)
+        err.print(f"[bold red]not measured:[/] {escape(failure['error'])}" + (f" ({escape(where)})" if where else ""),
+                  highlight=False, soft_wrap=True)
+    if result.failures:
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
 @app.command()
@@ -187,12 +202,13 @@ def report(run_dir: Annotated[Path, typer.Argument(help="The folder of a finishe
 @app.command()
 def methods() -> None:
     """List the distillation losses with their papers."""
-    from edgekd.distill import LOSSES
+    from edgekd.distill import BORN_AGAIN_PAPER, LOSSES
 
-    table = Table("name", "paper")
+    table = Table("name", "kind", "paper")
     for name, cls in LOSSES.items():
-        table.add_row(name, cls.paper)
+        table.add_row(name, cls.kind, cls.paper)
     out.print(table)
+    out.print(f"chain option stages.distill.generations: n — born-again networks ({BORN_AGAIN_PAPER})", markup=False)
 
 
 @targets_app.command("list")
@@ -219,19 +235,27 @@ def targets_show(target: Annotated[str, typer.Argument(help="Target name or YAML
 @targets_app.command("check")
 @user_errors
 def targets_check(target: Annotated[str, typer.Argument(help="Target name or YAML path.")]) -> None:
-    """Check a target can be used now: runtime present, and what to install if not."""
+    """Check a target can be used now: reachable (SSH), runtime and version present, what to install if not."""
     from edgekd.runtime import get_runtime
     from edgekd.targets import load_target
 
-    config = load_target(target)
-    problems = get_runtime(config).check()
-    if problems:
-        for problem in problems:
-            err.print(f"[red]✗[/] {escape(problem)}", highlight=False, soft_wrap=True)
+    findings = get_runtime(load_target(target)).diagnose()
+    for finding in findings:
+        if finding.ok:
+            out.print(f"[green]✓[/] {escape(finding.message)}", highlight=False, soft_wrap=True)
+        else:
+            err.print(f"[red]✗[/] {escape(finding.message)}", highlight=False, soft_wrap=True)
+    if not all(finding.ok for finding in findings):
         raise typer.Exit(EXIT_BAD_INPUT)
-    out.print(f"[green]✓[/] {config.name}: {config.runtime} ready")
 
 
 def main() -> None:
-    app(prog_name="edgekd")
+    """Entry point: an unexpected exception is a bug, exit 3, never the 1 that means "budget missed"."""
+    try:
+        app(prog_name="edgekd")
+    except Exception:
+        traceback.print_exc()
+        err.print(f"edgekd {__version__} hit a bug (exit {EXIT_BUG}); please report it with the traceback above",
+                  markup=False)
+        sys.exit(EXIT_BUG)
     sys.exit(0)

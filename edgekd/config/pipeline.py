@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from edgekd.config.base import StrictModel
 
@@ -17,12 +17,41 @@ class ModelSpec(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class TapsSpec(StrictModel):
+    """Layers a feature or relation loss reads, as module paths (``stages.1``, ``head.0``), in
+    pairs: ``student[i]`` is matched with ``teacher[i]``. A path reads the module's output;
+    ``path:input`` reads its first input (e.g. the pre-activation that a ReLU receives)."""
+
+    student: list[str] = Field(min_length=1)
+    teacher: list[str] = Field(min_length=1)
+
+    @field_validator("student", "teacher", mode="before")
+    @classmethod
+    def _one_path_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> TapsSpec:
+        if len(self.student) != len(self.teacher):
+            raise ValueError(
+                f"student and teacher must name as many layers (pairs), got {len(self.student)}"
+                f" and {len(self.teacher)}"
+            )
+        return self
+
+
 class LossSpec(StrictModel):
     """One registered distillation loss with its weight in the total loss."""
 
     name: str
     weight: float = Field(1.0, ge=0)
     params: dict[str, Any] = Field(default_factory=dict)
+    taps: TapsSpec | None = None
+    """Layers a feature or relation loss reads; ``None`` picks the method's default layers of
+    edgekd's model families (``stem``, ``stages.<i>``, ``last``)."""
+    adapters: bool = True
+    """Add 1x1 conv / linear regressors and spatial pooling where student and teacher shapes
+    differ (trained with the student, never exported); ``false`` makes a mismatch an error."""
 
 
 class TrainConfig(StrictModel):
@@ -96,6 +125,9 @@ class DistillConfig(StrictModel):
     train: TrainConfig = TrainConfig()
     baseline: bool = False
     """Also train the student on labels alone, so the report shows what KD added."""
+    generations: int = Field(1, ge=1)
+    """Born-again networks (Furlanello et al. 2018): ``n > 1`` trains the student ``n`` times,
+    each generation distilled from the one before; the last generation is the student."""
 
 
 class ExportConfig(StrictModel):
@@ -119,9 +151,45 @@ class ProfileConfig(StrictModel):
     top_layers: PositiveInt = 10
 
 
+class QKDConfig(StrictModel):
+    """Quantization-aware distillation (Kim et al. 2019) of the distilled student to INT8:
+    self-studying → co-studying → tutoring, each phase skipped with 0 epochs."""
+
+    bits: int = 8
+    """Only 8 exports to ONNX QuantizeLinear/DequantizeLinear."""
+
+    @field_validator("bits")
+    @classmethod
+    def _exportable_bits(cls, bits: int) -> int:
+        if bits != 8:
+            raise ValueError(f"{bits}-bit models cannot be exported: ONNX QuantizeLinear/DequantizeLinear"
+                             " (ONNX Runtime, TensorRT) take 8 bits; set bits: 8")
+        return bits
+
+    calibration_samples: PositiveInt = 256
+    self_studying: TrainConfig = TrainConfig(epochs=2, lr=0.01)
+    """The quantized student alone, on labels."""
+    co_studying: TrainConfig = TrainConfig(epochs=2, lr=0.005)
+    """The quantized student and the stage's own copy of the teacher, each learning from the other."""
+    co_studying_teacher: TrainConfig | None = None
+    """The teacher copy's optimizer in co-studying; defaults to ``co_studying``."""
+    tutoring: TrainConfig = TrainConfig(epochs=4, lr=0.005)
+    """The quantized student distilled from the (co-studied, now frozen) teacher."""
+    losses: list[LossSpec] = Field(default_factory=_hinton_default)
+    ce_weight: float = Field(0.5, ge=0)
+    baselines: bool = True
+    """Also make ONNX Runtime post-training quantization and label-only NNCF QAT (same epochs)."""
+    precision: Literal["auto", "fp32", "int8"] = "auto"
+    """The deployable model: ``auto`` takes INT8 where it is faster on the first target and loses
+    at most ``max_accuracy_drop`` against the FP32 student."""
+    max_accuracy_drop: float = Field(0.01, ge=0, le=1)
+
+
 class StagesConfig(StrictModel):
     teacher: TeacherConfig
     distill: DistillConfig
+    qkd: QKDConfig | None = None
+    """Absent: no INT8 model."""
     export: ExportConfig = ExportConfig()
     profile: ProfileConfig = ProfileConfig()
 

@@ -1,6 +1,8 @@
-"""Distillation: the registered losses and the trainer that applies them."""
+"""Distillation: the registered losses, feature taps and adapters, and the trainer."""
 
-from edgekd.distill.losses import LOSSES, DistillLoss, KDInputs, build_losses
+from edgekd.distill.base import PreTrainer
+from edgekd.distill.losses import BORN_AGAIN_PAPER, LOSSES, DistillLoss, KDInputs, build_losses
 from edgekd.distill.trainer import TrainResult, evaluate, train_model
 
-__all__ = ["LOSSES", "DistillLoss", "KDInputs", "TrainResult", "build_losses", "evaluate", "train_model"]
+__all__ = ["BORN_AGAIN_PAPER", "LOSSES", "DistillLoss", "KDInputs", "PreTrainer", "TrainResult", "build_losses",
+           "evaluate", "train_model"]

@@ -1,65 +1,46 @@
-"""The distillation loss library. Each loss is registered by name and cites its paper."""
+"""The distillation loss library: every method registered by name, each citing its paper, and
+:func:`build_losses`, which turns YAML loss specs into loss modules.
+
+| kind | methods |
+|---|---|
+| logit | ``hinton``, ``tf_kd``, ``noisy_teacher`` |
+| feature | ``fitnets``, ``at``, ``fsp``, ``nst``, ``ft``, ``ab``, ``ofd``, ``vid`` |
+| relation | ``rkd``, ``sp``, ``cc``, ``pkt``, ``crd`` |
+
+Born-again networks are a chain option (``stages.distill.generations``), not a loss: see
+:data:`BORN_AGAIN_PAPER`.
+"""
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
-from typing import ClassVar
-
-import torch.nn.functional as F
-from torch import Tensor, nn
 
 from edgekd.config import LossSpec
+from edgekd.distill import boundary, crd, factor, feature, logit, relation  # noqa: F401  (register the losses)
+from edgekd.distill.base import LOSSES, DistillLoss, KDInputs, PreTrainer
+from edgekd.distill.logit import HintonKD
 from edgekd.errors import ConfigError
-from edgekd.registry import Registry
 
-LOSSES: Registry[type[DistillLoss]] = Registry("loss")
+__all__ = ["BORN_AGAIN_PAPER", "LOSSES", "DistillLoss", "HintonKD", "KDInputs", "PreTrainer", "build_losses"]
 
-
-@dataclass
-class KDInputs:
-    """What a loss may look at for one batch."""
-
-    student_logits: Tensor
-    teacher_logits: Tensor
-    labels: Tensor
-    student_features: dict[str, Tensor] = field(default_factory=dict)
-    teacher_features: dict[str, Tensor] = field(default_factory=dict)
-
-
-class DistillLoss(nn.Module):
-    """Base class: ``forward(KDInputs) -> scalar``. ``paper`` is shown by ``edgekd methods``."""
-
-    paper: ClassVar[str] = ""
-
-    def forward(self, batch: KDInputs) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-@LOSSES.register("hinton")
-class HintonKD(DistillLoss):
-    """KL divergence between temperature-softened teacher and student outputs, scaled by T².
-
-    Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network", 2015.
-    """
-
-    paper: ClassVar[str] = "Hinton, Vinyals & Dean, Distilling the Knowledge in a Neural Network, 2015"
-
-    def __init__(self, temperature: float = 4.0) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError("temperature must be > 0")
-        self.temperature = temperature
-
-    def forward(self, batch: KDInputs) -> Tensor:
-        t = self.temperature
-        log_p_student = F.log_softmax(batch.student_logits / t, dim=1)
-        log_p_teacher = F.log_softmax(batch.teacher_logits.detach() / t, dim=1)
-        return F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True) * t * t
+BORN_AGAIN_PAPER = "Furlanello, Lipton, Tschannen, Itti & Anandkumar, Born-Again Neural Networks, ICML 2018"
+"""Born-again networks are a chain option (``stages.distill.generations``), cited by ``edgekd methods``."""
 
 
 def build_losses(specs: list[LossSpec], where: str) -> list[tuple[float, DistillLoss]]:
-    """Instantiate ``specs`` as (weight, loss) pairs; bad names or params are ConfigErrors."""
+    """Instantiate ``specs`` as (weight, loss) pairs.
+
+    Args:
+        specs: The YAML loss specs.
+        where: The config path of the list's owner (``stages.distill``), for messages.
+
+    Returns:
+        One (weight, loss) per spec; a loss's messages name it as ``<where>.losses.<i> (<name>)``.
+
+    Raises:
+        ConfigError: Unknown name (close matches listed), unknown or invalid parameter, or taps
+            given to a logit loss.
+    """
     built = []
     for i, spec in enumerate(specs):
         try:
@@ -74,7 +55,14 @@ def build_losses(specs: list[LossSpec], where: str) -> list[tuple[float, Distill
                 f" (accepted: {', '.join(accepted) or 'none'})"
             )
         try:
-            built.append((spec.weight, cls(**spec.params)))
+            loss = cls(**spec.params)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}.losses.{i}: loss {spec.name!r}: {exc}") from None
+        loss.label = f"{where}.losses.{i} ({spec.name})"
+        if spec.taps is not None:
+            if not loss.needs_features:
+                raise ConfigError(f"{loss.label}: a logit loss reads no layers; remove its taps")
+            loss.taps = (list(spec.taps.student), list(spec.taps.teacher))
+        loss.adapters = spec.adapters
+        built.append((spec.weight, loss))
     return built

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from edgekd.config import TrainConfig
 from edgekd.data import make_loader
-from edgekd.distill.losses import DistillLoss, KDInputs
+from edgekd.distill.base import DistillLoss, KDInputs
+from edgekd.distill.step import DistillStep
 from edgekd.progress import NullProgress, Progress
 
 
@@ -37,18 +39,45 @@ def train_model(
     task: str = "train",
 ) -> TrainResult:
     """Train ``model`` in place with ``ce_weight`` × cross-entropy plus the weighted ``losses``
-    against a frozen ``teacher``. Deterministic for a given seed on CPU."""
-    if losses and teacher is None:
+    against a frozen ``teacher``. Deterministic for a given seed on CPU.
+
+    Feature losses get their layers tapped and their adapters built before the first epoch;
+    then each loss's own stage runs (:meth:`DistillLoss.pre_train`), then the main epochs, in
+    which losses of weight 0 are skipped (a method used for its own stage only). Losses see
+    each sample's index in ``train_set`` (``KDInputs.indices``).
+
+    Raises:
+        ValueError: A loss uses a teacher and none is given.
+        ConfigError: A loss's taps or shapes do not fit the models.
+    """
+    if teacher is None and any(loss.uses_teacher for _, loss in losses):
         raise ValueError("distillation losses need a teacher")
     batch_size = cfg.batch_size or default_batch_size
-    loader = make_loader(train_set, batch_size, shuffle=True, seed=seed)
+    indexed = TensorDataset(*train_set.tensors, torch.arange(len(train_set)))
+    loader = make_loader(indexed, batch_size, shuffle=True, seed=seed)
+    if teacher is not None:
+        teacher.eval()
+    step = DistillStep(model, teacher, [loss for _, loss in losses], train_set.tensors[0], len(train_set))
+    try:
+        stage = _PreTrainer(step, loader, cfg, progress, task)
+        for _, loss_fn in losses:
+            loss_fn.pre_train(stage)
+        return _train_epochs(model, step, loader, cfg, val_set, losses, ce_weight, batch_size, progress, task)
+    finally:
+        step.close()
+        model.eval()
+
+
+def _train_epochs(model: nn.Module, step: DistillStep, loader: DataLoader, cfg: TrainConfig,
+                  val_set: TensorDataset | None, losses: list[tuple[float, DistillLoss]], ce_weight: float,
+                  batch_size: int, progress: Progress, task: str) -> TrainResult:
     loss_modules = nn.ModuleList(loss for _, loss in losses)
+    active = [(weight, loss) for weight, loss in losses if weight]
+    run_teacher = step.uses_teacher and any(loss.uses_teacher for _, loss in active)
     params = list(model.parameters()) + list(loss_modules.parameters())
     optimizer = _optimizer(params, cfg)
     total_steps = max(1, cfg.epochs * len(loader))
     scheduler = _scheduler(optimizer, cfg, total_steps)
-    if teacher is not None:
-        teacher.eval()
 
     result = TrainResult()
     progress.start(task, total=cfg.epochs)
@@ -56,15 +85,12 @@ def train_model(
         model.train()
         loss_modules.train()
         running, batches = 0.0, 0
-        for x, y in loader:
-            logits = model(x)
+        for x, y, indices in loader:
+            batch = step.inputs(x, y, indices, teacher=run_teacher)
+            logits = batch.student_logits
             loss = ce_weight * F.cross_entropy(logits, y) if ce_weight else logits.new_zeros(())
-            if losses:
-                with torch.no_grad():
-                    teacher_logits = teacher(x)
-                batch = KDInputs(student_logits=logits, teacher_logits=teacher_logits, labels=y)
-                for weight, loss_fn in losses:
-                    loss = loss + weight * loss_fn(batch)
+            for weight, loss_fn in active:
+                loss = loss + weight * loss_fn(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -80,8 +106,48 @@ def train_model(
             status += f" · val {entry['val_accuracy']:.1%}"
         progress.advance(task, status=status)
     progress.finish(task)
-    model.eval()
     return result
+
+
+class _PreTrainer:
+    """The :class:`~edgekd.distill.base.PreTrainer` a loss's own stage runs with."""
+
+    def __init__(self, step: DistillStep, loader: DataLoader, cfg: TrainConfig, progress: Progress,
+                 task: str) -> None:
+        self.student, self.teacher = step.student, step.teacher
+        self._step, self._loader, self._cfg = step, loader, cfg
+        self._progress, self._task = progress, task
+
+    def fit(self, params: Sequence[nn.Parameter], objective: Callable[[KDInputs], torch.Tensor], epochs: int,
+            what: str) -> list[float]:
+        if epochs <= 0:
+            return []
+        optimizer = _optimizer(list(params), self._cfg)
+        scheduler = _scheduler(optimizer, self._cfg, max(1, epochs * len(self._loader)))
+        task = f"{self._task} · {what}"
+        history = []
+        self._progress.start(task, total=epochs)
+        for _ in range(epochs):
+            self.student.train()
+            running, batches = 0.0, 0
+            for x, y, indices in self._loader:
+                loss = objective(self._step.inputs(x, y, indices, teacher=True))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                running += float(loss.detach())
+                batches += 1
+            history.append(running / max(batches, 1))
+            self._progress.advance(task, status=f"loss {history[-1]:.4f}")
+        self._progress.finish(task)
+        return history
+
+    def batches(self) -> Iterator[KDInputs]:
+        for x, y, indices in self._loader:
+            with torch.no_grad():
+                batch = self._step.inputs(x, y, indices, teacher=True)
+            yield batch
 
 
 @torch.no_grad()

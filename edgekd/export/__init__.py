@@ -1,5 +1,5 @@
 """Export to deployable formats, each export checked against torch on real inputs."""
 
-from edgekd.export.onnx import ParityReport, check_parity, export_onnx
+from edgekd.export.onnx import ParityReport, check_parity, export_onnx, onnx_accuracy
 
-__all__ = ["ParityReport", "check_parity", "export_onnx"]
+__all__ = ["ParityReport", "check_parity", "export_onnx", "onnx_accuracy"]

@@ -88,3 +88,16 @@ def check_parity(
             " the export is not trustworthy: check for ops that behave differently in eval mode"
         )
     return report
+
+
+def onnx_accuracy(onnx_path: Path, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
+    """Top-1 accuracy of an ONNX model under ONNX Runtime (CPU): the number the deployed file earns."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    correct = 0
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start : start + batch_size].numpy().astype(np.float32)
+        predicted = session.run(None, {INPUT_NAME: chunk})[0].argmax(1)
+        correct += int((predicted == labels[start : start + batch_size].numpy()).sum())
+    return correct / max(len(inputs), 1)

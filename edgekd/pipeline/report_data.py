@@ -9,7 +9,6 @@ from edgekd import __version__
 from edgekd.config import PipelineConfig
 from edgekd.pipeline.manifest import Manifest
 from edgekd.report import evaluate_budgets
-from edgekd.stages import DEPLOYABLE
 
 
 
@@ -22,25 +21,43 @@ def build_report(manifest: Manifest) -> dict[str, Any]:
     models: dict[str, Any] = {}
     if "teacher" in stages:
         models["teacher"] = dict(stages["teacher"]["outputs"]["model"])
-    for name, metrics in stages.get("distill", {}).get("outputs", {}).get("models", {}).items():
-        models[name] = dict(metrics)
+    for stage in ("distill", "qkd"):
+        for name, metrics in stages.get(stage, {}).get("outputs", {}).get("models", {}).items():
+            models[name] = dict(metrics)
     for name, metrics in models.items():
         metrics["size_bytes"] = exported.get(name, {}).get("size_bytes")
 
+    deployable = manifest.data["deployable"]
     statuses = manifest.data.get("last_run", {}).get("statuses", {})
     report: dict[str, Any] = {
         "edgekd_version": __version__,
         "pipeline": config.name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run_dir": str(manifest.run_dir),
-        "deployable": {"model": DEPLOYABLE, "onnx": f"{DEPLOYABLE}.onnx", "precision": "fp32"},
+        "deployable": {k: deployable[k] for k in ("model", "onnx", "precision", "reason")},
+        "precision_choice": deployable["fastest"],
         "models": models,
         "latency": stages.get("profile", {}).get("outputs", {}).get("latency", []),
-        "parity": {name: item["parity"] for name, item in exported.items()},
+        "parity": {name: item["parity"] for name, item in exported.items() if item.get("parity")},
         "stages": {
             name: {"status": statuses.get(name, entry["status"]), "seconds": entry["seconds"]}
             for name, entry in stages.items()
         },
     }
+    report["int8_layers"] = _int8_layer_comparisons(report["latency"])
     report["budgets"] = evaluate_budgets(config.budgets, report)
     return report
+
+
+def _int8_layer_comparisons(latency: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """FP32 vs INT8 student, layer by layer, for each (target, batch) where both were profiled."""
+    from edgekd.quant.explain import compare_layers
+    from edgekd.stages.deploy import FP32_MODEL
+    from edgekd.stages.qkd import QKD_MODEL
+
+    by_key = {(r["model"], r["target"], r["batch"]): r for r in latency if r.get("layers")}
+    return [
+        compare_layers(by_key[(FP32_MODEL, target, batch)], by_key[(QKD_MODEL, target, batch)])
+        for (model, target, batch) in by_key
+        if model == FP32_MODEL and (QKD_MODEL, target, batch) in by_key
+    ]

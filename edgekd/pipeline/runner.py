@@ -19,7 +19,7 @@ from edgekd.pipeline.report_data import build_report
 from edgekd.pipeline.stage import STAGES, RunContext, StageRecord
 from edgekd.progress import NullProgress, Progress
 from edgekd.report import write_report
-from edgekd.stages import PIPELINE_ORDER, deployable_onnx, preflight
+from edgekd.stages import PIPELINE_ORDER, choose_deployable, preflight, published_models
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,10 @@ def run_pipeline(
         records: dict[str, StageRecord] = {}
         for name in PIPELINE_ORDER:
             stage = STAGES.get(name)()
-            upstream = {n: fingerprint(manifest.stages[n]["artifacts"]) for n in stage.needs}
+            if not stage.enabled(ctx):
+                _drop(manifest, name)
+                continue
+            upstream = {n: fingerprint(manifest.stages[n]["artifacts"]) for n in stage.needs if n in records}
             fp = fingerprint(
                 {"stage": name, "version": __version__, "inputs": stage.fingerprint_inputs(ctx), "upstream": upstream}
             )
@@ -65,6 +68,7 @@ def run_pipeline(
                 statuses[name] = "done"
             records[name] = StageRecord(name, run_dir / name, entry["outputs"])
         _publish(manifest, records)
+        manifest.data["deployable"] = choose_deployable(config, records)
         manifest.data["last_run"] = {"finished": _now(), "statuses": statuses}
         manifest.save()
         report = build_report(manifest)
@@ -104,10 +108,17 @@ def _execute(stage, ctx: RunContext, fp: str, records: dict[str, StageRecord], m
     return entry
 
 
+def _drop(manifest: Manifest, name: str) -> None:
+    """Forget a stage the pipeline no longer has, and its folder."""
+    if manifest.stages.pop(name, None) is not None:
+        manifest.save()
+    shutil.rmtree(manifest.run_dir / name, ignore_errors=True)
+
+
 def _publish(manifest: Manifest, records: dict[str, StageRecord]) -> None:
     """Copy the deployable model(s) to the top of the run folder, atomically, with their sha256."""
     published = {}
-    for source, name in deployable_onnx(records):
+    for source, name in published_models(records):
         target = manifest.run_dir / name
         atomic_write_with(target, lambda tmp, src=source: shutil.copyfile(src, tmp))
         published[name] = {"sha256": sha256_file(target), "bytes": target.stat().st_size}

@@ -48,6 +48,10 @@ class Stage(ABC):
     name: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
 
+    def enabled(self, ctx: RunContext) -> bool:
+        """Whether the pipeline runs this stage (optional stages are absent from the config)."""
+        return True
+
     @abstractmethod
     def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:
         """The config (and input-file hashes) that decide this stage's result."""

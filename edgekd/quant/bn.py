@@ -61,7 +61,11 @@ def _fold_traced(model: nn.Module) -> nn.Module:
     try:
         traced = fx.symbolic_trace(model)
     except Exception as exc:  # tracing fails on data-dependent control flow
-        log.info("BatchNorm folding: %s cannot be traced by torch.fx (%s); leaving its BatchNorms", type(model).__name__, exc)
+        log.info(
+            "BatchNorm folding: %s cannot be traced by torch.fx (%s); leaving its BatchNorms",
+            type(model).__name__,
+            exc,
+        )
         return model
     modules = dict(traced.named_modules())
     changed = False

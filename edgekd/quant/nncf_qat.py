@@ -13,6 +13,7 @@ Settings are the ones TensorRT's explicit quantization accepts: INT8, symmetric 
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 SUPPORTED_BITS = (8,)
+EXTENSION_TIMEOUT_S = 900
+"""NNCF gives up loading its extension after 60 s by default (``NNCF_EXTENSION_LOAD_TIMEOUT``);
+a cold compile on 2 busy cores took 40 s here, so edgekd allows this much unless the user set it."""
 
 
 @contextmanager
@@ -92,7 +96,12 @@ def ensure_nncf_extension(progress_note: Callable[[str], None] = lambda message:
 
     Returns:
         Seconds spent loading (or compiling) the extension.
+
+    Raises:
+        QuantizationError: The build did not finish in time (NNCF's message, with its fix:
+            usually a stale lock file left by a killed build, to delete).
     """
+    from nncf.torch.extensions import EXTENSION_LOAD_TIMEOUT_ENV_VAR, ExtensionLoaderTimeoutException
     from nncf.torch.quantization.extensions import QuantizedFunctionsCPU
     from nncf.torch.quantization.reference import ReferenceQuantizedFunctions
 
@@ -105,8 +114,17 @@ def ensure_nncf_extension(progress_note: Callable[[str], None] = lambda message:
             f" cached in {nncf_extension_path().parent})"
         )
     start = time.perf_counter()
-    with quiet_nncf():
-        QuantizedFunctionsCPU.get("Quantize_forward")
+    timeout_was_set = EXTENSION_LOAD_TIMEOUT_ENV_VAR in os.environ
+    if not timeout_was_set:
+        os.environ[EXTENSION_LOAD_TIMEOUT_ENV_VAR] = str(EXTENSION_TIMEOUT_S)
+    try:
+        with quiet_nncf():
+            QuantizedFunctionsCPU.get("Quantize_forward")
+    except ExtensionLoaderTimeoutException as exc:
+        raise QuantizationError(f"NNCF's C++ extension did not load: {' '.join(str(exc).split())}") from exc
+    finally:
+        if not timeout_was_set:
+            os.environ.pop(EXTENSION_LOAD_TIMEOUT_ENV_VAR, None)
     seconds = time.perf_counter() - start
     if QuantizedFunctionsCPU._loaded_namespace is ReferenceQuantizedFunctions:
         progress_note("NNCF's C++ extension did not compile; training uses NNCF's slower torch fallback")
@@ -125,6 +143,7 @@ def quantize_for_training(
     subset_size: int,
     bits: int = 8,
     bias_correction: bool = True,
+    progress_note: Callable[[str], None] = lambda message: None,
 ) -> nn.Module:
     """A copy of ``model`` with BatchNorm folded and NNCF INT8 fake quantizers inserted and
     calibrated, ready to train (QAT) with any loss.
@@ -140,6 +159,7 @@ def quantize_for_training(
             each one run as a batch of 1, as NNCF's statistics expect.
         bits: Quantizer bit width; only 8 exports to ONNX QuantizeLinear/DequantizeLinear.
         bias_correction: NNCF's fast bias correction after calibration.
+        progress_note: Receives :func:`ensure_nncf_extension`'s lines (a cold build).
 
     Returns:
         The quantized model (train it, then :func:`strip` or :func:`export_int8_onnx`).
@@ -169,6 +189,7 @@ def quantize_for_training(
         QuantizationParameters,
     )
 
+    ensure_nncf_extension(progress_note)
     folded = fold_batchnorm(model)
     if isinstance(folded, nn.Sequential):
         # NNCF adds its hook storage as a child module, which a Sequential would then call
@@ -264,7 +285,12 @@ def is_stripped(model: nn.Module) -> bool:
 
 
 def export_int8_onnx(
-    qmodel: nn.Module, input_shape: tuple[int, int, int], path: Path, opset: int = 17
+    qmodel: nn.Module,
+    input_shape: tuple[int, int, int],
+    path: Path,
+    opset: int = 17,
+    *,
+    qdq_before_relu: bool = True,
 ) -> dict[str, int]:
     """Write a quantized model as INT8 QDQ ONNX (dynamic batch, input ``input``, output
     ``logits``), atomically.
@@ -273,15 +299,29 @@ def export_int8_onnx(
     (``dynamo=False``) writes QuantizeLinear/DequantizeLinear pairs; the pairs on weights are
     then folded into INT8 initializers followed by DequantizeLinear (per-channel, axis 0).
 
+    NNCF quantizes the inputs of each layer, so a Conv → Relu is followed by one
+    QuantizeLinear after the Relu: TensorRT's preferred form, but ONNX Runtime then runs the
+    Conv in float (slower than FP32). With ``qdq_before_relu`` an exact Q/DQ pair with the
+    same scale goes between them (zero point 0: ``Q(relu(x)) == relu(Q(x))``), and ONNX
+    Runtime fuses the Conv into an integer QLinearConv. The graph passes
+    :func:`~edgekd.quant.qdq_rules.check_tensorrt_qdq` either way.
+
+    Args:
+        qmodel: From :func:`quantize_for_training` (trained or not) or :func:`strip`.
+        input_shape: ``(C, H, W)`` of one input.
+        path: The ``.onnx`` file to write.
+        opset: ONNX opset (13 or later: per-channel QuantizeLinear needs it).
+        qdq_before_relu: Add the exact Q/DQ pair between Conv/Gemm and Relu (see above).
+
     Returns:
-        ``{"qdq_pairs": ..., "weights_folded": ...}`` counted in the written graph.
+        ``{"weights_folded", "qdq_before_relu", "qdq_pairs"}`` counted in the written graph.
 
     Raises:
         ExportError: The export failed.
     """
     import onnx
 
-    from edgekd.quant.onnx_graph import fold_constant_quantizers
+    from edgekd.quant.onnx_graph import fold_constant_quantizers, quantize_before_relu
 
     model = qmodel if is_stripped(qmodel) else strip(qmodel, input_shape)
     model = model.eval()
@@ -305,6 +345,7 @@ def export_int8_onnx(
             )
         proto = onnx.load(str(tmp))
         info["weights_folded"] = fold_constant_quantizers(proto)
+        info["qdq_before_relu"] = quantize_before_relu(proto) if qdq_before_relu else 0
         info["qdq_pairs"] = sum(n.op_type == "DequantizeLinear" for n in proto.graph.node)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))

@@ -144,3 +144,56 @@ def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
     inputs = [i for i in graph.input if i.name in used or i.name not in {init.name for init in keep}]
     del graph.input[:]
     graph.input.extend(inputs)
+
+
+def quantize_before_relu(model: onnx.ModelProto) -> int:
+    """Insert a QuantizeLinear/DequantizeLinear pair between a Conv/Gemm and the Relu after it,
+    with the scale and zero point of the QuantizeLinear that follows the Relu.
+
+    With a zero point of 0 this changes no value: rounding is monotonic and maps 0 to 0, so
+    ``Q(relu(x)) == relu(Q(x))`` element by element. It lets ONNX Runtime fuse
+    DequantizeLinear → Conv → QuantizeLinear into an integer QLinearConv; with the Relu in
+    between (NNCF's placement, which TensorRT prefers) ONNX Runtime runs the Conv in float.
+
+    Returns:
+        The number of pairs inserted.
+    """
+    graph = model.graph
+    consts = constant_values(graph)
+    made_by = producers(graph)
+    readers = consumers(graph)
+    graph_outputs = {o.name for o in graph.output}
+    inserted = 0
+    new_nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if node.op_type == "Relu":
+            source = made_by.get(node.input[0])
+            after = readers.get(node.output[0], [])
+            if (
+                source is not None
+                and source.op_type in ("Conv", "Gemm")
+                and len(readers.get(node.input[0], [])) == 1
+                and node.input[0] not in graph_outputs
+                and after
+                and all(r.op_type == "QuantizeLinear" and len(r.input) >= 3 for r in after)
+                and len({(r.input[1], r.input[2]) for r in after}) == 1
+                and after[0].input[2] in consts
+                and not np.any(consts[after[0].input[2]])
+            ):
+                scale, zero_point = after[0].input[1], after[0].input[2]
+                x = node.input[0]
+                q_out, dq_out = f"{x}_requant_q", f"{x}_requant_dq"
+                prefix = node.name or x
+                new_nodes.append(
+                    helper.make_node("QuantizeLinear", [x, scale, zero_point], [q_out], name=f"{prefix}_pre_q")
+                )
+                new_nodes.append(
+                    helper.make_node("DequantizeLinear", [q_out, scale, zero_point], [dq_out], name=f"{prefix}_pre_dq")
+                )
+                node.input[0] = dq_out
+                inserted += 1
+        new_nodes.append(node)
+    if inserted:
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+    return inserted

@@ -116,31 +116,49 @@ def _check_qdq_node(
             found.append(Violation(name, RULE_ZERO_POINT, f"zero point {zp_name!r} is not a constant"))
         elif np.any(zp != 0):
             values = np.unique(zp)[:4].tolist()
-            found.append(Violation(name, RULE_ZERO_POINT, f"zero point is {values} (asymmetric); TensorRT needs 0"))
+            found.append(
+                Violation(name, RULE_ZERO_POINT, f"zero point is {values} (asymmetric); TensorRT needs 0")
+            )
 
     scale = consts.get(scale_name)
     if scale is None:
-        found.append(Violation(name, RULE_SCALE, f"scale {scale_name!r} is not a constant; TensorRT needs constant scales"))
-    else:
-        if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-            found.append(Violation(name, RULE_SCALE, "scale has zero, negative, NaN or infinite values; they must be positive and finite"))
+        found.append(
+            Violation(name, RULE_SCALE, f"scale {scale_name!r} is not a constant; TensorRT needs constant scales")
+        )
+    elif not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        found.append(
+            Violation(
+                name, RULE_SCALE, "scale has zero, negative, NaN or infinite values; they must be positive and finite"
+            )
+        )
 
     if node.op_type == "DequantizeLinear" and scale is not None:
         role = weight_dq.get(node.output[0])
         per_channel = scale.ndim == 1 and scale.size > 1
         axis = attribute(node, "axis", 1)
         if role is None and per_channel and not _is_constant_input(node.input[0], consts, made_by):
-            found.append(Violation(name, RULE_ACTIVATION_PER_TENSOR, f"activation quantized per channel (axis {axis}); TensorRT needs per-tensor scales for activations"))
+            found.append(
+                Violation(
+                    name,
+                    RULE_ACTIVATION_PER_TENSOR,
+                    f"activation quantized per channel (axis {axis}); TensorRT needs per-tensor scales for activations",
+                )
+            )
         if role is not None:
             op_type, expected_axis = role
             x = _constant_source(node.input[0], consts, made_by)
             rank = x.ndim if x is not None else None
             if rank is not None and axis < 0:
                 axis += rank
-            if op_type in ("Conv",) and not per_channel:
-                found.append(Violation(name, RULE_WEIGHT_PER_CHANNEL, f"{op_type} weight quantized per tensor; quantize it per channel along axis 0 (output channels)"))
+            if op_type == "Conv" and not per_channel:
+                message = "Conv weight quantized per tensor; quantize it per channel along axis 0 (output channels)"
+                found.append(Violation(name, RULE_WEIGHT_PER_CHANNEL, message))
             elif per_channel and axis != expected_axis:
-                found.append(Violation(name, RULE_WEIGHT_PER_CHANNEL, f"{op_type} weight quantized per channel along axis {axis}; TensorRT needs axis {expected_axis} (output channels)"))
+                message = (
+                    f"{op_type} weight quantized per channel along axis {axis};"
+                    f" TensorRT needs axis {expected_axis} (output channels)"
+                )
+                found.append(Violation(name, RULE_WEIGHT_PER_CHANNEL, message))
     return found
 
 

@@ -24,8 +24,8 @@ from torch import nn
 
 from edgekd.config import TrainConfig
 from edgekd.data import DataSplits, make_loader
-from edgekd.distill.losses import DistillLoss, KDInputs
-from edgekd.distill.trainer import TrainResult, _optimizer, _scheduler, evaluate, train_model
+from edgekd.distill import DistillLoss, KDInputs, TrainResult, evaluate, train_model
+from edgekd.distill.trainer import _optimizer, _scheduler
 from edgekd.progress import NullProgress, Progress
 from edgekd.quant.errors import QuantizationError
 
@@ -115,6 +115,7 @@ def co_study(
     Teacher loss: ``ce_weight`` × CE(teacher) + Σ weight × loss(teacher ← student), the
     same registered losses with the roles swapped (each side sees the other's outputs
     detached). Both models see the same batches; each has its own optimizer and schedule.
+    Only logit losses apply (the two sides exchange soft outputs, as in the paper).
 
     Args:
         qstudent: The quantized student.
@@ -134,12 +135,20 @@ def co_study(
         when skipped.
 
     Raises:
-        QuantizationError: Teacher and student give a different number of logits.
+        QuantizationError: Teacher and student give a different number of logits, or a
+            loss reads features.
     """
     if cfg.epochs == 0:
         return None
     if not losses:
         raise ValueError("co-studying needs at least one distillation loss")
+    for _, loss in losses:
+        if getattr(loss, "needs_features", False) or getattr(loss, "needs_indices", False):
+            raise QuantizationError(
+                f"co-studying: loss {getattr(loss, 'label', type(loss).__name__)} reads features or sample"
+                " indices, but co-studying exchanges soft outputs (logits) only; use a logit loss such as"
+                " hinton here (feature losses work in tutoring)"
+            )
     check_same_classes(qstudent, teacher_copy, data)
     teacher_cfg = teacher_cfg or cfg
     bs = cfg.batch_size or batch_size
@@ -293,7 +302,15 @@ def run_qkd(
     if co is not None:
         result.phases["co_studying"], result.teacher_history = co
     history = tutor(
-        qstudent, teacher_copy, data, tutoring, losses, ce_weight=ce_weight, batch_size=batch_size, seed=seed + 2, progress=progress
+        qstudent,
+        teacher_copy,
+        data,
+        tutoring,
+        losses,
+        ce_weight=ce_weight,
+        batch_size=batch_size,
+        seed=seed + 2,
+        progress=progress,
     )
     if history is not None:
         result.phases["tutoring"] = history

@@ -96,6 +96,18 @@ def _latency(report: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _quantization(report: dict[str, Any]) -> list[str]:
+    parts = ["<h2>Quantization</h2>", _table(tables.quantization_table(report))]
+    if report.get("precision_choice"):
+        parts.append(_table(tables.precision_table(report)))
+    deployable = report["deployable"]
+    parts.append(_note(f"Deployed: {deployable['precision'].upper()} — {deployable.get('reason', '')}"))
+    for comparison in report.get("int8_layers", []):
+        parts += [f"<h3>Why INT8 is (not) faster: {escape(tables.int8_layer_title(comparison))}</h3>",
+                  _table(tables.int8_layer_table(comparison)), _note(tables.int8_layer_summary(comparison))]
+    return parts
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The whole report as one self-contained HTML page with plots.
 
@@ -125,6 +137,7 @@ def render_html(report: dict[str, Any]) -> str:
         *_accuracy_plots(report),
         "<h2>Latency</h2>",
         *_latency(report),
+        *(_quantization(report) if tables.has_quantization(report) else []),
         "<h2>Export parity</h2>",
         _table(tables.parity_table(report)) if report["parity"] else _note("No export checked."),
         "<h2>Stages</h2>",

@@ -46,6 +46,17 @@ def _layer_blocks(records: list[dict[str, Any]], model_order: list[str]) -> list
     return blocks
 
 
+def _quantization_blocks(report: dict[str, Any]) -> list[str]:
+    blocks = ["### Quantization", _table(tables.quantization_table(report))]
+    if report.get("precision_choice"):
+        blocks += [_table(tables.precision_table(report))]
+    blocks.append(_cell(f"Deployed: {report['deployable']['precision'].upper()} — {report['deployable'].get('reason', '')}"))
+    for comparison in report.get("int8_layers", []):
+        blocks += [f"#### Why INT8 is (not) faster: {_cell(tables.int8_layer_title(comparison))}",
+                   _table(tables.int8_layer_table(comparison)), _cell(tables.int8_layer_summary(comparison))]
+    return blocks
+
+
 def render_latency_markdown(records: list[dict[str, Any]]) -> str:
     """The latency table and the per-layer tables alone, as ``edgekd profile`` prints them.
 
@@ -93,6 +104,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         blocks += _layer_blocks(deployable_records, model_order)
     else:
         blocks.append("_No latency measured._")
+    if tables.has_quantization(report):
+        blocks += _quantization_blocks(report)
     blocks.append("### Export parity")
     blocks.append(_table(tables.parity_table(report)) if report["parity"] else "_No export checked._")
     blocks.append("### Stages")

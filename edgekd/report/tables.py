@@ -271,6 +271,79 @@ def layer_sections(records: list[dict[str, Any]], model_order: Sequence[str] = (
     return sections
 
 
+# --- quantization ---------------------------------------------------------------------------
+
+QUANT_ROLES = ("student", "quantized", "quantized-baseline")
+METHOD_NAMES = {"qkd": "QKD (NNCF quantizers)", "nncf-qat": "QAT, labels only (NNCF)", "ort-ptq": "PTQ (ONNX Runtime)"}
+
+
+def has_quantization(report: dict[str, Any]) -> bool:
+    return any(m.get("role") == "quantized" for m in report["models"].values())
+
+
+def quantization_table(report: dict[str, Any]) -> Table:
+    """Was QKD worth it: the FP32 student beside PTQ, label-only QAT and QKD, with p50 per target."""
+    records = [r for r in report["latency"] if not r.get("estimated")]
+    targets = list(dict.fromkeys(r["target"] for r in records))
+    smallest = {t: min(r["batch"] for r in records if r["target"] == t) for t in targets}
+    p50 = {(r["model"], r["target"]): r["p50_ms"] for r in records if r["batch"] == smallest[r["target"]]}
+    headers = ("Model", "Method", "Accuracy", "Δ vs FP32", "Size", *(f"p50 ms {t} (b{smallest[t]})" for t in targets))
+    table = Table(headers, "llrrr" + "r" * len(targets))
+    models = report["models"]
+    fp32 = next((m for m in models.values() if m.get("role") == "student"), None)
+    deployable = report["deployable"]["model"]
+    for name, m in models.items():
+        if m.get("role") not in QUANT_ROLES:
+            continue
+        delta = (MISSING if fp32 is None or m is fp32 or m.get("accuracy") is None
+                 else f"{100 * (m['accuracy'] - fp32['accuracy']):+.2f} pt")
+        method = METHOD_NAMES.get(m.get("method", ""), "FP32 (distilled)")
+        cells = [fmt_ms(p50.get((name, t))) for t in targets]
+        table.add(name, method, fmt_percent(m.get("accuracy")), delta, fmt_bytes(m.get("size_bytes")), *cells,
+                  tags="deployable" if name == deployable else "")
+    return table
+
+
+def precision_table(report: dict[str, Any]) -> Table:
+    """Target | Batch | FP32 p50 | INT8 p50 | Speed-up | Fastest."""
+    table = Table(("Target", "Batch", "FP32 p50 ms", "INT8 p50 ms", "INT8 speed-up", "Fastest"), "lrrrrl")
+    for row in report.get("precision_choice", []):
+        table.add(row["target"], str(row["batch"]), fmt_ms(row["fp32_p50_ms"]), fmt_ms(row["int8_p50_ms"]),
+                  f"{row['speedup']:.2f}×", row["fastest"].upper())
+    return table
+
+
+def int8_layer_title(comparison: dict[str, Any]) -> str:
+    return (f"{comparison['model_int8']} vs {comparison['model_fp32']} on {comparison['target']}, batch "
+            f"{comparison['batch']}: p50 {fmt_ms(comparison['int8_p50_ms'])} vs {fmt_ms(comparison['fp32_p50_ms'])} ms")
+
+
+def int8_layer_table(comparison: dict[str, Any]) -> Table:
+    """Block | FP32 ms | INT8 ms | INT8/FP32 | INT8 ops | Note, then the Q/DQ and layout overhead rows."""
+    table = Table(("Layer (module)", "FP32 ms", "INT8 ms", "INT8/FP32", "INT8 kernels", "Note"), "lrrrll")
+    for row in comparison["rows"]:
+        notes = []
+        if row["float_in_int8"]:
+            notes.append("left in float")
+        if row["ratio"] is not None and row["ratio"] > 1.0:
+            notes.append("slower")
+        table.add(row["block"], fmt_ms(row["fp32_ms"]), fmt_ms(row["int8_ms"]),
+                  MISSING if row["ratio"] is None else f"{row['ratio']:.2f}×", ", ".join(row["int8_ops"]),
+                  ", ".join(notes), tags="missed" if notes else "")
+    table.add("Quantize/DequantizeLinear (added)", MISSING, fmt_ms(comparison["qdq_ms"]), MISSING, "", "INT8 only",
+              tags="missed" if comparison["qdq_ms"] else "")
+    table.add("layout changes (Reorder/Transpose)", MISSING, fmt_ms(comparison["layout_ms"]), MISSING, "", "")
+    return table
+
+
+def int8_layer_summary(comparison: dict[str, Any]) -> str:
+    floats = comparison["float_layers"]
+    return (f"Q/DQ adds {fmt_ms(comparison['qdq_ms'])} ms, layout changes {fmt_ms(comparison['layout_ms'])} ms; "
+            f"slower layers: {', '.join(comparison['slower']) or 'none'}; "
+            f"float compute left in the INT8 graph: {', '.join(floats) or 'none'}. "
+            "Times are the profiler's per-kernel means over the top profiled layers.")
+
+
 def parity_table(report: dict[str, Any]) -> Table:
     """Model | Max abs diff | Top-1 agreement | Samples: the exported model against torch."""
     table = Table(("Model", "Max abs diff", "Top-1 agreement", "Samples"), "lrrr")

@@ -6,10 +6,11 @@ subclass measures in :meth:`Runtime._profile`.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from edgekd.config.pipeline import ProfileConfig
 from edgekd.config.target import TargetConfig
@@ -42,6 +43,11 @@ class LatencyRecord:
 
     ``throughput`` is samples per second, ``batch * 1000 / mean_ms``; ``estimated`` is
     true only where nothing was measured; ``layers`` holds the slowest nodes, slowest first.
+    The optional fields are ``None`` where not measured and then left out of :meth:`to_dict`:
+    ``h2d_ms``, ``compute_ms`` and ``d2h_ms`` are medians per run of the host-to-device copy,
+    the device compute and the device-to-host copy (GPU runtimes, from device-side events);
+    ``cpu_affinity`` is how many CPUs the timing process was allowed to run on; ``method``
+    says how the time was taken.
     """
 
     model: str
@@ -62,6 +68,11 @@ class LatencyRecord:
     runtime_version: str
     provider: str
     layers: tuple[LayerTime, ...] = ()
+    h2d_ms: float | None = None
+    compute_ms: float | None = None
+    d2h_ms: float | None = None
+    cpu_affinity: int | None = None
+    method: str | None = None
 
     @classmethod
     def from_stats(
@@ -77,6 +88,7 @@ class LatencyRecord:
         runtime_version: str,
         provider: str,
         layers: tuple[LayerTime, ...] = (),
+        **measured: Any,
     ) -> LatencyRecord:
         """Build a measured record (``estimated=False``) from timing statistics.
 
@@ -91,6 +103,8 @@ class LatencyRecord:
             runtime_version: Version of the runtime library.
             provider: Execution provider or device that ran the model.
             layers: Slowest nodes, slowest first.
+            **measured: Optional fields (``h2d_ms``, ``compute_ms``, ``d2h_ms``,
+                ``cpu_affinity``, ``method``).
 
         Returns:
             The record, with ``throughput`` derived from ``batch`` and ``stats.mean_ms``.
@@ -114,12 +128,16 @@ class LatencyRecord:
             runtime_version=runtime_version,
             provider=provider,
             layers=layers,
+            **measured,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict of every field, ``layers`` as a list of dicts."""
+        """A JSON-able dict, ``layers`` as a list of dicts; optional fields only where measured."""
         data = asdict(self)
         data["layers"] = [asdict(layer) for layer in self.layers]
+        for name in _OPTIONAL_FIELDS:
+            if data[name] is None:
+                del data[name]
         return data
 
     @classmethod
@@ -127,16 +145,17 @@ class LatencyRecord:
         """Rebuild a record from :meth:`to_dict`'s output (e.g. JSON copied back from a board).
 
         Args:
-            data: A dict with every field; unknown keys are an error.
+            data: A dict with every required field; unknown keys are an error.
 
         Returns:
             The record.
 
         Raises:
-            RuntimeBackendError: If a field is missing or unknown.
+            RuntimeBackendError: If a required field is missing or a field is unknown.
         """
         names = {field.name for field in fields(cls)}
-        missing = sorted(names - set(data) - {"layers"})
+        required = {field.name for field in fields(cls) if field.default is MISSING}
+        missing = sorted(required - set(data))
         unknown = sorted(set(data) - names)
         if missing or unknown:
             raise RuntimeBackendError(
@@ -147,14 +166,35 @@ class LatencyRecord:
         return cls(**{**data, "layers": layers})
 
 
+_OPTIONAL_FIELDS = ("h2d_ms", "compute_ms", "d2h_ms", "cpu_affinity", "method")
+
+
+def cpu_affinity() -> int | None:
+    """How many CPUs this process may run on (``os.sched_getaffinity``), else the CPU count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of ``edgekd targets check``: a fact about the target, fine or a problem with its fix."""
+
+    ok: bool
+    message: str
+
+
 class Runtime(ABC):
-    """Runs and times an ONNX model on one target.
+    """Runs and times a model on one target.
 
     Subclasses set ``name``, register with ``@RUNTIMES.register(name)`` and implement
-    :meth:`_profile`; they override :meth:`check` to report missing libraries or devices.
+    :meth:`_profile`; they override :meth:`check` to report missing libraries or devices,
+    and :meth:`describe` to say what will run the model. ``model_format`` is the file a
+    runtime times: ``onnx`` (an ``.onnx`` file) or ``checkpoint`` (an edgekd ``.pt``).
     """
 
     name: ClassVar[str]
+    model_format: ClassVar[Literal["onnx", "checkpoint"]] = "onnx"
 
     def __init__(self, target: TargetConfig) -> None:
         self.target = target
@@ -168,14 +208,14 @@ class Runtime(ABC):
         precision: str,
         settings: ProfileConfig,
     ) -> LatencyRecord:
-        """Measure the latency of an ONNX model on this runtime's target.
+        """Measure the latency of a model on this runtime's target.
 
         Args:
-            model_path: The ``.onnx`` file.
+            model_path: The model file, in this runtime's ``model_format``.
             model_name: Name shown in reports.
             batch: Batch size of each run, at least 1.
-            precision: A precision label the target lists (the ONNX file decides the
-                actual arithmetic; no conversion happens here).
+            precision: A precision label the target lists; :meth:`precisions_for` says
+                which ones this runtime can time for a given file.
             settings: Warm-up, run counts, minimum time and per-layer options.
 
         Returns:
@@ -184,7 +224,8 @@ class Runtime(ABC):
         Raises:
             ConfigError: If ``batch``, ``precision`` or the run counts are invalid.
             RuntimeBackendError: If the runtime is not ready, or the model is not valid
-                ONNX or cannot be run.
+                or cannot be run.
+            TargetError: If the target cannot be reached or lacks the runtime (SSH boards).
         """
         if batch < 1:
             raise ConfigError(f"batch size must be at least 1 (got {batch})")
@@ -203,7 +244,8 @@ class Runtime(ABC):
             raise RuntimeBackendError(
                 f"runtime {self.name!r} cannot run on target {self.target.name!r}: " + "; ".join(problems)
             )
-        load_onnx(Path(model_path))
+        if self.model_format == "onnx":
+            load_onnx(Path(model_path))
         return self._profile(
             Path(model_path), model_name=model_name, batch=batch, precision=precision, settings=settings
         )
@@ -220,24 +262,37 @@ class Runtime(ABC):
     ) -> LatencyRecord:
         """Measure a model whose inputs :meth:`profile` has already checked."""
 
+    def precisions_for(self, stored: str) -> list[str]:
+        """The target's precisions this runtime can time a model stored in ``stored`` precision at.
+
+        The file decides the arithmetic here: nothing is converted, so only ``stored``
+        itself. Runtimes that build their own engine (TensorRT, torch on CUDA) widen this.
+
+        Args:
+            stored: Precision of the model file (``fp32``, ``fp16`` or ``int8`` for QDQ).
+
+        Returns:
+            Precision labels, in the target's order.
+        """
+        return [p for p in self.target.precisions if p == stored]
+
     def check(self) -> list[str]:
-        """Problems that stop this runtime on this target, each with its fix; empty when ready."""
+        """Problems that stop this runtime on this target, each with its fix; empty when ready.
+
+        Only local facts (libraries, devices, tools); :meth:`diagnose` also asks remote boards.
+        """
         return []
+
+    def describe(self) -> str:
+        """What times the model when the runtime is ready, e.g. ``onnxruntime 1.32.0 (CPU…)``."""
+        return self.name
+
+    def diagnose(self) -> list[Finding]:
+        """Everything ``edgekd targets check`` reports: each fact, fine or a problem with its fix."""
+        problems = self.check()
+        if problems:
+            return [Finding(False, problem) for problem in problems]
+        return [Finding(True, f"{self.target.name}: {self.describe()} ready")]
 
 
 RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
-
-
-def get_runtime(target: TargetConfig) -> Runtime:
-    """The runtime that ``target.runtime`` names, bound to ``target``.
-
-    Args:
-        target: The target to run on.
-
-    Returns:
-        A runtime instance.
-
-    Raises:
-        UnknownNameError: If no runtime of that name is registered.
-    """
-    return RUNTIMES.get(target.runtime)(target)

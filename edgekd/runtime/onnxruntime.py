@@ -18,7 +18,7 @@ from edgekd.config.target import TargetConfig
 from edgekd.errors import RuntimeBackendError
 from edgekd.onnx_model import example_input, one_line
 from edgekd.profiling import time_runs
-from edgekd.runtime.base import RUNTIMES, LatencyRecord, LayerTime, Runtime
+from edgekd.runtime.base import RUNTIMES, LatencyRecord, LayerTime, Runtime, cpu_affinity
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 _KERNEL_SUFFIX = "_kernel_time"
 _LAYER_WARMUP_RUNS = 2
 _INPUT_SEED = 0
+METHOD = "host clock (perf_counter_ns) around session.run"
 
 
 def create_session(
@@ -144,6 +145,12 @@ class OnnxRuntime(Runtime):
             ]
         return []
 
+    def describe(self) -> str:
+        """``onnxruntime 1.32.0 (CPUExecutionProvider)``."""
+        import onnxruntime as ort
+
+        return f"onnxruntime {ort.__version__} ({', '.join(self.target.providers)})"
+
     def _profile(
         self,
         model_path: Path,
@@ -183,6 +190,8 @@ class OnnxRuntime(Runtime):
             runtime_version=ort.__version__,
             provider=session.get_providers()[0],
             layers=layers,
+            cpu_affinity=cpu_affinity(),
+            method=METHOD,
         )
 
     def _layer_times(

@@ -1,4 +1,5 @@
-"""distill (TAKD): teacher → assistant_1 → … → student, each step distilled from the one before."""
+"""distill (TAKD): teacher → assistant_1 → … → student, each step distilled from the one before;
+with ``generations: n`` the student comes last of n born-again generations (student_gen1 → …)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ class DistillStage(Stage):
         models: dict[str, Any] = {}
         histories: dict[str, Any] = {}
         steps = chain(ctx.config)
+        # Born-again generations: earlier copies of the student, each the tutor of the next.
+        steps[-1:-1] = [(f"student_gen{g}", cfg.student) for g in range(1, cfg.generations)]
         if cfg.baseline:
             steps.append((BASELINE, cfg.student))
         for index, (name, spec) in enumerate(steps, start=1):
@@ -51,7 +54,8 @@ class DistillStage(Stage):
                 progress=ctx.progress, task=name,
             ).history
             save_checkpoint(work_dir / checkpoint_name(name), module, spec, data.num_classes, data.input_shape)
-            role = "baseline" if is_baseline else ("student" if name == "student" else "assistant")
+            roles = {"student": "student", BASELINE: "baseline"}
+            role = roles.get(name, "generation" if name.startswith("student_gen") else "assistant")
             models[name] = model_metrics(module, data, role=role, family=spec.name)
             if not is_baseline:
                 tutor = module

@@ -1,4 +1,5 @@
-"""export: every model of the chain to ONNX (FP32, dynamic batch), each checked against torch."""
+"""export: every model of the chain to ONNX (FP32, dynamic batch), each checked against torch, plus
+the INT8 files the qkd stage exported, gathered here so the profile stage finds every model."""
 
 from __future__ import annotations
 
@@ -6,19 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.pipeline.stage import STAGES, RunContext, Stage, StageRecord
-from edgekd.stages.chain import checkpoint_name, load_teacher_module
+from edgekd.stages.chain import TEACHER_CHECKPOINT, checkpoint_name, load_teacher_module
 
 
 @STAGES.register("export")
 class ExportStage(Stage):
     name = "export"
-    needs = ("teacher", "distill")
+    needs = ("teacher", "distill", "qkd")
 
     def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:
         return {"export": ctx.config.stages.export.model_dump(mode="json"),
                 "data": ctx.config.data.model_dump(mode="json"), "seed": ctx.config.seed}
 
     def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
+        import shutil
+
         from edgekd.export import check_parity, export_onnx
         from edgekd.models import load_checkpoint
 
@@ -37,7 +40,18 @@ class ExportStage(Stage):
             parity = check_parity(
                 module, path, parity_inputs, atol=cfg.atol, min_top1_agreement=cfg.min_top1_agreement
             )
-            exported[name] = {"onnx": path.name, "size_bytes": path.stat().st_size, "parity": parity.to_dict()}
+            exported[name] = {"onnx": path.name, "precision": "fp32", "size_bytes": path.stat().st_size,
+                              "parity": parity.to_dict()}
+            checkpoint = (inputs["teacher"].dir / TEACHER_CHECKPOINT if name == "teacher"
+                          else distill_dir / checkpoint_name(name))
+            if checkpoint.exists():  # a user's TorchScript or exported teacher has none
+                exported[name]["checkpoint"] = str(checkpoint.relative_to(ctx.run_dir))
             ctx.progress.advance("export", status=name)
         ctx.progress.finish("export")
+        if "qkd" in inputs:
+            for name, model in inputs["qkd"].outputs["models"].items():
+                path = work_dir / model["onnx"]
+                shutil.copyfile(inputs["qkd"].dir / model["onnx"], path)
+                exported[name] = {"onnx": path.name, "precision": "int8", "size_bytes": path.stat().st_size,
+                                  "parity": model.get("parity")}
         return {"models": exported}

@@ -10,7 +10,7 @@ from edgekd.errors import ConfigError, DataError, EdgeKDError, TargetError
 
 def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Path) -> None:
     from edgekd.data import DATASETS
-    from edgekd.distill import build_losses
+    from edgekd.distill.checks import check_losses
     from edgekd.models import build_model
     from edgekd.runtime import get_runtime
 
@@ -19,17 +19,22 @@ def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Pat
     if data_path is not None and not (data_path if data_path.is_absolute() else base_dir / data_path).exists():
         raise DataError(f"data.path: {data_path} does not exist (relative paths start at {base_dir})")
     teacher = config.stages.teacher
+    teacher_model = None
     if teacher.model is not None:
-        _named(lambda: build_model(teacher.model, 2, 1), "stages.teacher.model")
+        teacher_model = _named(lambda: build_model(teacher.model, 2, 1), "stages.teacher.model")
     for field in ("weights", "torchscript", "export_archive"):
         path = getattr(teacher, field)
         if path is not None and not (path if path.is_absolute() else base_dir / path).is_file():
             raise ConfigError(f"stages.teacher.{field}: {path} does not exist (relative paths start at {base_dir})")
     distill = config.stages.distill
+    learners = []
     for i, spec in enumerate(distill.assistants):
-        _named(lambda spec=spec: build_model(spec, 2, 1), f"stages.distill.assistants.{i}")
-    _named(lambda: build_model(distill.student, 2, 1), "stages.distill.student")
-    build_losses(distill.losses, "stages.distill")
+        learners.append(_named(lambda spec=spec: build_model(spec, 2, 1), f"stages.distill.assistants.{i}"))
+    student = _named(lambda: build_model(distill.student, 2, 1), "stages.distill.student")
+    untappable = ("a TorchScript module" if teacher.torchscript else
+                  "a torch.export archive" if teacher.export_archive else None)
+    check_losses(distill.losses, "stages.distill", teacher_model, learners + [student] * distill.generations,
+                 untappable)
 
     names = [t.name for t in targets]
     for target_name in config.budgets.max_latency_p50_ms:
@@ -41,11 +46,11 @@ def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Pat
     for target in targets:
         problems = get_runtime(target).check()
         if problems:
-            raise TargetError(f"target {target.name}: {problems[0]}")
+            raise TargetError(f"target {target.name}: {'; '.join(problems)}")
 
 
-def _named(build, where: str) -> None:
+def _named(build, where: str):
     try:
-        build()
+        return build()
     except EdgeKDError as exc:
         raise type(exc)(f"{where}: {exc}") from None

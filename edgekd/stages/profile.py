@@ -1,4 +1,9 @@
-"""profile: latency of every exported model on every target, at each batch size."""
+"""profile: latency of every exported model on every target, at each precision and batch size.
+
+A target that fails (unreachable board, runtime missing) is recorded in ``failures`` and the
+other targets are still profiled; where nothing was measured and the target has a hardware
+spec, roofline estimates (``estimated: true``) stand in.
+"""
 
 from __future__ import annotations
 
@@ -18,24 +23,20 @@ class ProfileStage(Stage):
                 "targets": [t.model_dump(mode="json") for t in ctx.targets]}
 
     def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
-        from edgekd.runtime import get_runtime
+        from edgekd.runtime.sweep import ModelFiles, profile_targets
 
         settings = ctx.config.stages.profile
         export_record = inputs["export"]
-        models = export_record.outputs["models"]
-        records = []
-        for target in ctx.targets:
-            runtime = get_runtime(target)
-            batches = settings.batch_sizes or target.batch_sizes
-            task = f"profile {target.name}"
-            ctx.progress.start(task, total=len(models) * len(batches))
-            for name, exported in models.items():
-                for batch in batches:
-                    record = runtime.profile(
-                        export_record.dir / exported["onnx"], model_name=name, batch=batch,
-                        precision="fp32", settings=settings,
-                    )
-                    records.append(record.to_dict())
-                    ctx.progress.advance(task, status=f"{name} b{batch}: p50 {record.p50_ms:.3f} ms")
-            ctx.progress.finish(task)
-        return {"latency": records}
+        models = [
+            ModelFiles(
+                name=name,
+                onnx=export_record.dir / exported["onnx"],
+                # "checkpoint" is relative to the run folder (e.g. distill/student.pt); a teacher
+                # loaded from TorchScript has none, and torch targets then record a failure for it.
+                checkpoint=ctx.run_dir / exported["checkpoint"] if exported.get("checkpoint") else None,
+            )
+            for name, exported in export_record.outputs["models"].items()
+        ]
+        result = profile_targets(models, ctx.targets, settings, batch_sizes=settings.batch_sizes,
+                                 progress=ctx.progress)
+        return {"latency": result.records, "failures": result.failures}

@@ -15,10 +15,9 @@ from onnx import helper, numpy_helper
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from edgekd.config import DataConfig, ModelSpec, TrainConfig
+from edgekd.config import DataConfig, LossSpec, ModelSpec, TrainConfig
 from edgekd.data import DataSplits, load_data
-from edgekd.distill.losses import HintonKD
-from edgekd.distill.trainer import evaluate, train_model
+from edgekd.distill import build_losses, evaluate, train_model
 from edgekd.errors import EdgeKDError
 from edgekd.export.onnx import export_onnx
 from edgekd.models import MODELS, build_model
@@ -55,6 +54,16 @@ SMALL_CNN = ModelSpec(name="plain_cnn", params={"channels": [8, 16]})
 # --------------------------------------------------------------------------- fixtures
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """On 2 shared cores, torch's 2 intra-op threads fight other processes: one thread
+    trains these tiny models 10-50x faster under load."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def digits() -> DataSplits:
     return load_data(DataConfig(kind="digits", batch_size=64), seed=0)
@@ -74,10 +83,10 @@ def small_digits(digits: DataSplits) -> DataSplits:
 
 @pytest.fixture(scope="module")
 def fp32_student(digits: DataSplits) -> nn.Module:
-    """plain_cnn [8, 16] trained for 2 epochs on digits: a model whose top-1 means something."""
+    """plain_cnn [8, 16] trained for 3 epochs on digits (~90% test accuracy)."""
     torch.manual_seed(0)
     model = build_model(SMALL_CNN, digits.num_classes, digits.input_shape[0])
-    train_model(model, digits.train, TrainConfig(epochs=2, lr=0.05), default_batch_size=64, seed=0)
+    train_model(model, digits.train, TrainConfig(epochs=3, lr=0.2, batch_size=32), default_batch_size=32, seed=0)
     return model.eval()
 
 
@@ -172,6 +181,27 @@ def test_a_cold_extension_cache_is_detected(monkeypatch: pytest.MonkeyPatch, tmp
     assert not nncf_extension_ready()
 
 
+def test_a_cold_cache_build_is_announced(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from nncf.torch.quantization.extensions import QuantizedFunctionsCPU
+
+    monkeypatch.setattr(nncf_qat, "nncf_extension_path", lambda: tmp_path / "quantized_functions_cpu.so")
+    monkeypatch.setattr(QuantizedFunctionsCPU, "_loaded_namespace", None)
+    loads: list[str] = []
+
+    def fake_get(fn_name: str) -> object:  # stands in for the ~30 s compile
+        loads.append(fn_name)
+        QuantizedFunctionsCPU._loaded_namespace = object()
+        return object()
+
+    monkeypatch.setattr(QuantizedFunctionsCPU, "get", fake_get)
+    notes: list[str] = []
+    ensure_nncf_extension(notes.append)
+    assert loads == ["Quantize_forward"]
+    assert len(notes) == 2
+    assert "compiling NNCF's C++ quantization extension" in notes[0] and str(tmp_path) in notes[0]
+    assert "built in" in notes[1]
+
+
 def test_quantize_for_training_inserts_int8_quantizers_and_leaves_the_model(
     fp32_student: nn.Module, qstudent: nn.Module
 ) -> None:
@@ -218,12 +248,48 @@ def test_int8_export_is_symmetric_per_channel_qdq_and_matches_torch(
     assert check_tensorrt_qdq(model) == []
 
     x = digits.test.tensors[0][:256]
-    session = ort.InferenceSession(str(int8_onnx), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"input": x.numpy()})[0]
     with torch.no_grad():
         expected = strip(qstudent, SHAPE)(x).numpy()
-    assert np.abs(got - expected).max() < 1e-3
+    # without graph optimizations ONNX Runtime computes Q/DQ in float, exactly as torch does
+    plain = ort.SessionOptions()
+    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(int8_onnx), plain, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": x.numpy()})[0]
+    assert np.abs(got - expected).max() < 1e-5
+    # optimized, it fuses Q/DQ into integer kernels: a value on a rounding edge may move one
+    # quantization step, which must not change the predictions
+    got = ort.InferenceSession(str(int8_onnx), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.99
+
+
+def test_qdq_before_relu_is_exact_and_lets_onnxruntime_fuse_integer_convs(
+    qstudent: nn.Module, int8_onnx: Path, tmp_path: Path
+) -> None:
+    import onnxruntime as ort
+
+    tensorrt_form = tmp_path / "trt.onnx"
+    info = export_int8_onnx(qstudent, SHAPE, tensorrt_form, qdq_before_relu=False)
+    assert info["qdq_before_relu"] == 0 and info["weights_folded"] == 3
+    assert check_tensorrt_qdq(onnx.load(str(tensorrt_form))) == []
+
+    x = np.random.default_rng(0).standard_normal((16, *SHAPE)).astype(np.float32)
+    plain = ort.SessionOptions()
+    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    outputs = [
+        ort.InferenceSession(str(p), plain, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+        for p in (int8_onnx, tensorrt_form)
+    ]
+    assert np.array_equal(outputs[0], outputs[1])
+
+    def optimized_ops(path: Path) -> list[str]:
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"{path.stem}.opt.onnx")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+
+    assert optimized_ops(int8_onnx).count("QLinearConv") == 2
+    assert "QLinearConv" not in optimized_ops(tensorrt_form)  # Conv → Relu → Q runs in float
 
 
 # --------------------------------------------------------------------------- QKD phases
@@ -239,6 +305,10 @@ def phase_models(qstudent: nn.Module, digits: DataSplits) -> tuple[nn.Module, nn
 PHASE = TrainConfig(epochs=1, lr=0.01, batch_size=64)
 
 
+def hinton(weight: float = 0.9):
+    return build_losses([LossSpec(name="hinton", weight=weight, params={"temperature": 4.0})], "qkd")
+
+
 def test_self_studying_updates_only_the_student(phase_models, small_digits: DataSplits) -> None:
     student, teacher = phase_models
     s_before, t_before = _params(student), _params(teacher)
@@ -252,7 +322,7 @@ def test_co_studying_updates_student_and_teacher_copy(phase_models, small_digits
     student, teacher = phase_models
     teacher_copy = copy.deepcopy(teacher)
     s_before, t_before = _params(student), _params(teacher)
-    result = co_study(student, teacher_copy, small_digits, PHASE, [(0.9, HintonKD(4.0))])
+    result = co_study(student, teacher_copy, small_digits, PHASE, hinton())
     assert result is not None
     student_history, teacher_history = result
     assert len(student_history.history) == len(teacher_history) == 1
@@ -266,7 +336,7 @@ def test_co_studying_updates_student_and_teacher_copy(phase_models, small_digits
 def test_tutoring_freezes_the_teacher(phase_models, small_digits: DataSplits) -> None:
     student, teacher = phase_models
     s_before, t_before = _params(student), _params(teacher)
-    result = tutor(student, teacher, small_digits, PHASE, [(0.9, HintonKD(4.0))], ce_weight=0.1)
+    result = tutor(student, teacher, small_digits, PHASE, hinton(), ce_weight=0.1)
     assert result is not None
     assert _changed(s_before, student)
     assert not _changed(t_before, teacher)  # weights and BN statistics
@@ -277,14 +347,14 @@ def test_zero_epochs_skip_a_phase(phase_models, small_digits: DataSplits) -> Non
     student, teacher = phase_models
     s_before, t_before = _params(student), _params(teacher)
     skip = TrainConfig(epochs=0)
-    losses = [(1.0, HintonKD())]
+    losses = hinton(1.0)
     assert self_study(student, small_digits, skip) is None
     assert co_study(student, teacher, small_digits, skip, losses) is None
     assert tutor(student, teacher, small_digits, skip, losses) is None
     assert not _changed(s_before, student) and not _changed(t_before, teacher)
 
 
-def test_run_qkd_never_modifies_the_teacher(phase_models, small_digits: DataSplits) -> None:
+def test_run_qkd_never_modifies_the_teacher(phase_models, small_digits: DataSplits, tmp_path: Path) -> None:
     student, teacher = phase_models
     t_before = _params(teacher)
     result, teacher_copy = run_qkd(
@@ -294,20 +364,23 @@ def test_run_qkd_never_modifies_the_teacher(phase_models, small_digits: DataSpli
         self_studying=TrainConfig(epochs=0),
         co_studying=PHASE,
         tutoring=PHASE,
-        losses=[(0.9, HintonKD(4.0))],
+        losses=hinton(),
     )
     assert set(result.phases) == {"co_studying", "tutoring"}
     assert not _changed(t_before, teacher)
     assert _changed(t_before, teacher_copy)
+    path = tmp_path / "qkd.onnx"
+    export_int8_onnx(student, SHAPE, path)  # a trained quantized student still exports cleanly
+    assert check_tensorrt_qdq(onnx.load(str(path))) == []
 
 
 def test_a_teacher_with_other_classes_is_a_user_error(phase_models, small_digits: DataSplits) -> None:
     student, _ = phase_models
     other = build_model(ModelSpec(name="test_tiny"), 7, 1)
     with pytest.raises(QuantizationError, match="7"):
-        tutor(student, other, small_digits, PHASE, [(1.0, HintonKD())])
+        tutor(student, other, small_digits, PHASE, hinton(1.0))
     with pytest.raises(QuantizationError, match="same 10 classes"):
-        co_study(student, other, small_digits, PHASE, [(1.0, HintonKD())])
+        co_study(student, other, small_digits, PHASE, hinton(1.0))
 
 
 # --------------------------------------------------------------------------- the TensorRT QDQ rules
@@ -403,7 +476,7 @@ def test_ort_static_ptq_passes_the_rules_and_agrees_with_fp32(
     fp32 = ort.InferenceSession(str(fp32_path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     int8 = ort.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     assert (fp32.argmax(1) == int8.argmax(1)).mean() >= 0.9
-    assert evaluate(fp32_student, digits.test) > 0.5  # the model learned something to agree on
+    assert evaluate(fp32_student, digits.test) > 0.8  # the model learned something to agree on
 
 
 def test_ort_static_ptq_rejects_an_empty_calibration_set(tmp_path: Path) -> None:

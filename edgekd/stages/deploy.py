@@ -1,0 +1,67 @@
+"""Which student a user deploys: FP32, or INT8 where the qkd stage made one and it pays off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgekd.config import PipelineConfig
+from edgekd.pipeline.stage import StageRecord
+from edgekd.stages.qkd import QKD_MODEL
+
+FP32_MODEL = "student"
+PUBLISHED = {FP32_MODEL: "student.onnx", QKD_MODEL: "student.int8.onnx"}
+
+
+def published_models(records: dict[str, StageRecord]) -> list[tuple[Path, str]]:
+    """(file in the export stage, name at the top of the run folder) of each deployable student."""
+    export = records["export"]
+    models = export.outputs["models"]
+    return [(export.dir / models[name]["onnx"], published) for name, published in PUBLISHED.items() if name in models]
+
+
+def choose_deployable(config: PipelineConfig, records: dict[str, StageRecord]) -> dict[str, Any]:
+    """The deployable model, why it was chosen, and per target which precision ran fastest."""
+    fp32 = {"model": FP32_MODEL, "onnx": PUBLISHED[FP32_MODEL], "precision": "fp32"}
+    qkd = config.stages.qkd
+    if qkd is None or QKD_MODEL not in records["export"].outputs["models"]:
+        return {**fp32, "reason": "no qkd stage in the pipeline", "fastest": []}
+    int8 = {"model": QKD_MODEL, "onnx": PUBLISHED[QKD_MODEL], "precision": "int8"}
+    fastest = fastest_precision(records["profile"].outputs.get("latency", []))
+    if qkd.precision == "fp32":
+        return {**fp32, "reason": "stages.qkd.precision is fp32", "fastest": fastest}
+    if qkd.precision == "int8":
+        return {**int8, "reason": "stages.qkd.precision is int8", "fastest": fastest}
+
+    accuracy = {**records["distill"].outputs["models"], **records["qkd"].outputs["models"]}
+    drop = accuracy[FP32_MODEL]["accuracy"] - accuracy[QKD_MODEL]["accuracy"]
+    if not fastest:
+        return {**fp32, "reason": "auto: no target timed both precisions", "fastest": fastest}
+    first = fastest[0]
+    if first["fastest"] != "int8":
+        reason = (f"auto: INT8 is not faster on {first['target']} (p50 {first['int8_p50_ms']:.3g} ms vs FP32 "
+                  f"{first['fp32_p50_ms']:.3g} ms at batch {first['batch']})")
+        return {**fp32, "reason": reason, "fastest": fastest}
+    if drop > qkd.max_accuracy_drop:
+        reason = (f"auto: INT8 is {first['speedup']:.2f}× faster on {first['target']} but loses {drop:.2%} "
+                  f"accuracy (allowed {qkd.max_accuracy_drop:.2%})")
+        return {**fp32, "reason": reason, "fastest": fastest}
+    reason = (f"auto: INT8 is {first['speedup']:.2f}× faster on {first['target']} at batch {first['batch']} and "
+              f"within {qkd.max_accuracy_drop:.2%} of FP32 accuracy ({-drop:+.2%})")
+    return {**int8, "reason": reason, "fastest": fastest}
+
+
+def fastest_precision(latency: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per target and batch where both students were timed: FP32 vs INT8 p50, in profile order."""
+    p50 = {(r["target"], r["batch"], r["model"]): r["p50_ms"] for r in latency if not r.get("estimated")}
+    rows = []
+    for target, batch in dict.fromkeys((r["target"], r["batch"]) for r in latency):
+        fp32, int8 = p50.get((target, batch, FP32_MODEL)), p50.get((target, batch, QKD_MODEL))
+        if fp32 is None or int8 is None:
+            continue
+        rows.append({"target": target, "batch": batch, "fp32_p50_ms": fp32, "int8_p50_ms": int8,
+                     "speedup": fp32 / int8, "fastest": "int8" if int8 < fp32 else "fp32"})
+    rows.sort(key=lambda row: row["batch"])  # the smallest batch first: the latency a budget reads
+    order = list(dict.fromkeys(r["target"] for r in latency))
+    rows.sort(key=lambda row: order.index(row["target"]))
+    return rows
