@@ -1,10 +1,12 @@
-"""Quickstart benchmark: end-to-end wall time and peak RSS, and KD-through-TA vs no-KD over seeds.
+"""Quickstart benchmark: wall time, peak RSS, KD-through-TA vs no KD, and QKD vs PTQ vs QAT, over seeds.
 
-    python bench/quickstart.py                 # 3 seeds, prints two tables
-    python bench/quickstart.py --seeds 0 --out .bench/qs
+    python bench/quickstart.py                          # 3 seeds of the quickstart
+    python bench/quickstart.py --seeds 0 --out .bench/wide \\
+        --set 'stages.distill.student.params.channels=[64,128,128]'   # a ≥64-channel student
 
-Each seed is one `edgekd compress` (quickstart, `stages.distill.baseline=true`) in a subprocess:
-the baseline trains the same student from the same initial weights on labels alone.
+Each seed is one `edgekd compress` (with `stages.distill.baseline=true`: the same student, from the
+same initial weights, trained on labels alone) in its own process; every number below comes from
+that run's report.json.
 """
 
 from __future__ import annotations
@@ -19,47 +21,62 @@ import time
 from pathlib import Path
 
 
-def run(seed: int, out: Path) -> dict:
+def run(seed: int, out: Path, overrides: list[str]) -> dict:
     run_dir = out / f"seed{seed}"
     cmd = [sys.executable, "-m", "edgekd", "compress", "quickstart", "--out", str(run_dir), "--fresh",
            "--set", f"seed={seed}", "--set", "stages.distill.baseline=true"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    for item in overrides:
+        cmd += ["--set", item]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if proc.returncode not in (0, 1):
-        sys.exit(f"seed {seed}: edgekd exited {proc.returncode}\n{proc.stderr[-2000:]}")
-    report = json.loads((run_dir / "report.json").read_text())
-    return {"seed": seed, "wall_s": wall, "peak_rss_mib": max(peak_kib, before) / 1024,
-            "exit": proc.returncode, "report": report}
+        sys.exit(f"seed {seed}: edgekd exited {proc.returncode}\n{proc.stderr[-3000:]}")
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"seed": seed, "wall_s": wall, "peak_rss_mib": peak_mib, "exit": proc.returncode,
+            "report": json.loads((run_dir / "report.json").read_text())}
+
+
+def mean_std(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {spread:.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path(".bench/quickstart"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to edgekd --set")
     args = parser.parse_args()
-    results = [run(seed, args.out) for seed in args.seeds]
+    results = [run(seed, args.out, args.overrides) for seed in args.seeds]
+    names = ("teacher", "assistant_1", "student", "student_no_kd", "student_int8", "student_ptq", "student_qat")
+    present = [n for n in names if n in results[0]["report"]["models"]]
 
-    print("| seed | wall s | peak RSS MiB (max so far) | exit | teacher | assistant | student (KD via TA) | student (no KD) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| seed | wall s | peak RSS MiB | exit | " + " | ".join(present) + " |")
+    print("|---:|---:|---:|---:|" + "---:|" * len(present))
     for r in results:
-        m = r["report"]["models"]
-        print(f"| {r['seed']} | {r['wall_s']:.1f} | {r['peak_rss_mib']:.0f} | {r['exit']} | {m['teacher']['accuracy']:.2%} "
-              f"| {m['assistant_1']['accuracy']:.2%} | {m['student']['accuracy']:.2%} | {m['student_no_kd']['accuracy']:.2%} |")
-    kd = [r["report"]["models"]["student"]["accuracy"] * 100 for r in results]
-    base = [r["report"]["models"]["student_no_kd"]["accuracy"] * 100 for r in results]
-    spread = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
-    print(f"\nstudent with KD via TA: {statistics.mean(kd):.2f} ± {spread(kd):.2f} %  "
-          f"· without KD: {statistics.mean(base):.2f} ± {spread(base):.2f} %  (mean ± std over {len(results)} seeds)")
-    m = results[0]["report"]["models"]
-    print(f"params teacher/student: {m['teacher']['params'] / m['student']['params']:.0f}×")
-    for r in results[:1]:
+        models = r["report"]["models"]
+        accs = " | ".join(f"{models[n]['accuracy']:.2%}" for n in present)
+        print(f"| {r['seed']} | {r['wall_s']:.1f} | {r['peak_rss_mib']:.0f} | {r['exit']} | {accs} |")
+
+    print("\nmean ± std accuracy (%) over seeds", args.seeds)
+    for name in present:
+        print(f"  {name:14s} {mean_std([r['report']['models'][name]['accuracy'] * 100 for r in results])}")
+    models = results[0]["report"]["models"]
+    print(f"params teacher / student: {models['teacher']['params'] / models['student']['params']:.0f}×")
+    if "student_int8" in models:
+        print(f"INT8 / FP32 ONNX size: {models['student_int8']['size_bytes'] / models['student']['size_bytes']:.3f}"
+              f" ({models['student_int8']['size_bytes']:,} / {models['student']['size_bytes']:,} bytes)")
+    for r in results:
+        for row in r["report"].get("precision_choice", []):
+            print(f"seed {r['seed']} {row['target']} batch {row['batch']}: FP32 p50 {row['fp32_p50_ms']:.4f} ms · "
+                  f"INT8 p50 {row['int8_p50_ms']:.4f} ms · INT8 speed-up {row['speedup']:.2f}×")
+        print(f"seed {r['seed']} deployed: {r['report']['deployable']['precision']} — "
+              f"{r['report']['deployable']['reason']}")
         p50 = {(x["model"], x["batch"]): x["p50_ms"] for x in r["report"]["latency"] if x["target"] == "local-cpu"}
         for batch in sorted({b for _, b in p50}):
-            print(f"local-cpu p50 batch {batch}: teacher {p50[('teacher', batch)]:.3f} ms · "
-                  f"student {p50[('student', batch)]:.3f} ms ({p50[('teacher', batch)] / p50[('student', batch)]:.1f}× faster)")
+            print(f"seed {r['seed']} local-cpu batch {batch}: teacher p50 {p50[('teacher', batch)]:.3f} ms · "
+                  f"student {p50[('student', batch)]:.4f} ms ({p50[('teacher', batch)] / p50[('student', batch)]:.1f}×)")
 
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ def profile(
         result = run(model, target or ["local-cpu"], batch_sizes=batch or [], settings=settings, progress=progress)
     finally:
         progress.close()
-    out.print(render_latency_markdown(result.records), markup=False, highlight=False)
+    out.print(render_latency_markdown(result.records), markup=False, highlight=False, soft_wrap=True)
     if json_file is not None:
         atomic_write_json(json_file, result.records)
     for failure in result.failures:

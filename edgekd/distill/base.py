@@ -56,8 +56,8 @@ class PreTrainer(Protocol):
         """Minimise ``objective`` over ``params`` for ``epochs`` passes over the training data;
         returns the mean objective per epoch."""
 
-    def batches(self) -> Iterator[KDInputs]:
-        """One pass over the training data without gradients (for statistics)."""
+    def batches(self, what: str) -> Iterator[KDInputs]:
+        """One pass over the training data without gradients (for statistics), reported as ``what``."""
 
 
 class DistillLoss(nn.Module):

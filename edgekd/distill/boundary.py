@@ -94,7 +94,7 @@ class OverhaulFeatureDistillation(PairwiseMapsLoss):
             self.register_buffer(f"negative_count_{i}", torch.zeros(t[1]))
 
     def pre_train(self, trainer: PreTrainer) -> None:
-        for batch in trainer.batches():
+        for batch in trainer.batches("ofd margins"):
             self.observe(batch)
 
     @torch.no_grad()

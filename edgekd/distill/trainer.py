@@ -143,11 +143,15 @@ class _PreTrainer:
         self._progress.finish(task)
         return history
 
-    def batches(self) -> Iterator[KDInputs]:
+    def batches(self, what: str) -> Iterator[KDInputs]:
+        task = f"{self._task} · {what}"
+        self._progress.start(task, total=1)
         for x, y, indices in self._loader:
             with torch.no_grad():
                 batch = self._step.inputs(x, y, indices, teacher=True)
             yield batch
+        self._progress.advance(task)
+        self._progress.finish(task)
 
 
 @torch.no_grad()

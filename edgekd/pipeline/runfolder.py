@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -49,13 +50,36 @@ def prepare(run_dir: Path, fresh: bool) -> None:
                 entry.unlink()
 
 
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+@contextmanager
+def writable(run_dir: Path) -> Iterator[None]:
+    """Turn a full disk or a read-only run folder into a one-line error; finished stages stay valid."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRORS:
+            raise
+        where = exc.filename or run_dir
+        raise EdgeKDError(
+            f"cannot write {where}: {exc.strerror}; free space or choose another --out"
+            " (finished stages are kept; the same command resumes)"
+        ) from None
+
+
 def _refuse_foreign(run_dir: Path) -> None:
     """Refuse a folder (or file) that holds something other than an edgekd run: never clobber it."""
     if run_dir.exists() and not run_dir.is_dir():
         raise EdgeKDError(f"--out {run_dir} is a file; give a folder")
     if run_dir.is_dir() and not (run_dir / MANIFEST).exists():
-        if any(p.name != LOCK for p in run_dir.iterdir()):
+        if any(not _ours(p) for p in run_dir.iterdir()):
             raise EdgeKDError(f"{run_dir} already holds files that are not an edgekd run; choose an empty or new --out")
+
+
+def _ours(entry: Path) -> bool:
+    """The lock, or a stage folder being written before the first manifest exists."""
+    return entry.name == LOCK or (entry.name.startswith(".") and entry.name.endswith(".partial"))
 
 
 def promote(work_dir: Path, final_dir: Path) -> None:

@@ -40,7 +40,7 @@ def run_pipeline(
 ) -> RunResult:
     """Run ``config`` into ``run_dir``; bad input raises EdgeKDError before any stage runs."""
     preflight(config, targets, base_dir)
-    with runfolder.locked(run_dir):
+    with runfolder.locked(run_dir), runfolder.writable(run_dir):
         runfolder.prepare(run_dir, fresh)
         manifest = Manifest.load(run_dir)
         manifest.data.update(

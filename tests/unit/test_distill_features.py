@@ -116,7 +116,7 @@ def test_hint_initialization_and_paraphraser_stages_run_before_the_main_epochs()
              _spec("ft", params={"paraphraser_epochs": 1}), _spec("ofd")]
     _, _, losses = _distill(specs, progress=progress)
     assert progress.started == ["train · fitnets hint stage", "train · ab initialization", "train · ft paraphraser",
-                                "train"]
+                                "train · ofd margins", "train"]
     ft, ofd = losses[2][1], losses[3][1]
     assert not any(p.requires_grad for p in ft.paraphrasers.parameters()), "the paraphraser is frozen"
     assert not ft.train().paraphrasers.training
