@@ -25,12 +25,28 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert install_test.replace("pip install", "pip install -q") in ci_lines
 
 
+def dockerfile_runs(name: str) -> list[str]:
+    lines = (ROOT / name).read_text().splitlines()
+    return [line.removeprefix("RUN ").strip() for line in lines if line.startswith("RUN ")]
+
+
 def test_dockerfile_installs_like_the_readme() -> None:
     install = readme_commands()[0].split("&&")[0].strip()
-    runs = [line.removeprefix("RUN ").strip() for line in (ROOT / "Dockerfile").read_text().splitlines()
-            if line.startswith("RUN ")]
-    assert install in runs
+    assert install in dockerfile_runs("Dockerfile")
     assert 'CMD ["compress"]' in (ROOT / "Dockerfile").read_text()
+
+
+def test_gpu_dockerfile_installs_like_the_readme_plus_the_tensorrt_extra() -> None:
+    install = readme_commands()[0].split("&&")[0].strip()
+    assert install.endswith(" .")
+    assert install.removesuffix(" .") + ' ".[tensorrt]"' in dockerfile_runs("Dockerfile.gpu")
+
+
+def test_both_images_copy_the_files_a_build_needs() -> None:
+    for name in ("Dockerfile", "Dockerfile.gpu"):
+        text = (ROOT / name).read_text()
+        for needed in ("pyproject.toml", "constraints.txt", "README.md", "edgekd", "pipelines", "targets"):
+            assert needed in text, (name, needed)
 
 
 def test_constraints_pin_torch() -> None:
