@@ -22,28 +22,28 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
+def torch_to_onnx(model: nn.Module, input_shape: tuple[int, int, int], path: Path, opset: int = 17) -> None:
+    """``torch.onnx.export`` with edgekd's input/output names and a dynamic batch (not atomic)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(
+            model.eval(),
+            (torch.zeros(1, *input_shape),),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
+
+
 def export_onnx(model: nn.Module, input_shape: tuple[int, int, int], path: Path, opset: int = 17) -> None:
     """Write ``model`` as ONNX with a dynamic batch dimension, atomically."""
-    model = model.eval()
-    example = torch.zeros(1, *input_shape)
-
-    def write(tmp: Path) -> None:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", category=UserWarning)
-            torch.onnx.export(
-                model,
-                (example,),
-                str(tmp),
-                dynamo=False,
-                opset_version=opset,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            )
-
     try:
-        atomic_write_with(path, write)
+        atomic_write_with(path, lambda tmp: torch_to_onnx(model, input_shape, tmp, opset))
     except Exception as exc:  # torch raises many kinds; the user needs one line
         raise ExportError(f"ONNX export of {path.stem} failed: {str(exc).splitlines()[0]}") from exc
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,8 +29,6 @@ from edgekd.quant.errors import QuantizationError
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
 SUPPORTED_BITS = (8,)
 EXTENSION_TIMEOUT_S = 900
 """NNCF gives up loading its extension after 60 s by default (``NNCF_EXTENSION_LOAD_TIMEOUT``);
@@ -321,28 +318,15 @@ def export_int8_onnx(
     """
     import onnx
 
+    from edgekd.export.onnx import torch_to_onnx
     from edgekd.quant.onnx_graph import fold_constant_quantizers, quantize_before_relu
 
     model = qmodel if is_stripped(qmodel) else strip(qmodel, input_shape)
     model = model.eval()
-    example = torch.zeros(1, *input_shape)
     info: dict[str, int] = {}
 
     def write(tmp: Path) -> None:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", category=UserWarning)
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            torch.onnx.export(
-                model,
-                (example,),
-                str(tmp),
-                dynamo=False,
-                opset_version=opset,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            )
+        torch_to_onnx(model, input_shape, tmp, opset)
         proto = onnx.load(str(tmp))
         info["weights_folded"] = fold_constant_quantizers(proto)
         info["qdq_before_relu"] = quantize_before_relu(proto) if qdq_before_relu else 0

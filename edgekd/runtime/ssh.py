@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -92,6 +96,7 @@ class SshClient:
     def __init__(self, target: TargetConfig) -> None:
         self.target = target
         self.connection = target.connection
+        self._control_path: str | None = None
 
     @property
     def destination(self) -> str:
@@ -109,12 +114,56 @@ class SshClient:
             options += ["-i", str(Path(c.identity_file).expanduser()), "-o", "IdentitiesOnly=yes"]
         if c.known_hosts:
             options += ["-o", f"UserKnownHostsFile={Path(c.known_hosts).expanduser()}"]
+        if self._control_path is not None:
+            options += ["-o", "ControlMaster=no", "-o", f"ControlPath={self._control_path}"]
         return options
+
+    def _ssh_port(self) -> list[str]:
+        return ["-p", str(self.connection.port)] if self.connection.port else []
 
     def ssh_argv(self, command: list[str]) -> list[str]:
         """The local argv that runs ``command`` on the host, quoted as one string with :func:`shlex.join`."""
-        port = ["-p", str(self.connection.port)] if self.connection.port else []
-        return ["ssh", *self._options(), *port, self.destination, "--", shlex.join(command)]
+        return ["ssh", *self._options(), *self._ssh_port(), self.destination, "--", shlex.join(command)]
+
+    @contextmanager
+    def shared_connection(self) -> Iterator[None]:
+        """Run the block's commands and copies over one SSH connection (an OpenSSH ControlMaster).
+
+        The master is a child process (``ssh -M -N``) that this block owns and ends; each
+        command then skips the key exchange and authentication.
+
+        Raises:
+            TargetError: If the connection cannot be opened.
+        """
+        # A short folder: the control socket's path must fit a Unix socket address.
+        with tempfile.TemporaryDirectory(prefix="edgekd-ssh-", dir="/tmp" if os.path.isdir("/tmp") else None) as tmp:
+            socket_path, log_path = os.path.join(tmp, "cm"), Path(tmp) / "master.log"
+            with open(log_path, "w") as log:
+                master = subprocess.Popen(
+                    ["ssh", *self._options(), "-o", "ControlMaster=yes", "-o", f"ControlPath={socket_path}", "-N",
+                     *self._ssh_port(), self.destination],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                )
+            try:
+                deadline = time.monotonic() + self.connection.connect_timeout_s + 5
+                while not os.path.exists(socket_path):
+                    if master.poll() is not None:
+                        raise TargetError(self._connection_error(log_path.read_text(), "connect"))
+                    if time.monotonic() > deadline:
+                        raise TargetError(f"target {self.target.name}: no SSH connection to {self.destination}"
+                                          f" within {self.connection.connect_timeout_s:g} s; check the board is on"
+                                          " and reachable, or raise connection.connect_timeout_s")
+                    time.sleep(0.01)
+                self._control_path = socket_path
+                yield
+            finally:
+                self._control_path = None
+                master.terminate()
+                try:
+                    master.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    master.kill()
+                    master.wait()
 
     def _remote_path(self, path: str) -> str:
         host = self.destination
@@ -149,7 +198,7 @@ class SshClient:
         self._scp([self._remote_path(remote_file), str(local_file)], what="copy the result back")
 
     def _scp(self, paths: list[str], *, what: str) -> None:
-        port = ["-P", str(self.connection.port)] if self.connection.port else []
+        port = ["-P", str(self.connection.port)] if self.connection.port else []  # scp's port flag
         done = self._call(["scp", "-q", *self._options(), *port, *paths], what=what)
         if done.returncode != 0:
             raise TargetError(f"target {self.target.name}: could not {what} ({_last_line(done.stderr)})")
@@ -221,9 +270,9 @@ class SshRuntime(Runtime):
         name, python = self.target.name, self.target.connection.python
         wanted = ["onnxruntime", "numpy"] if self.name == "onnxruntime" else [f"which:{self.target.trtexec}"]
         try:
-            self.client.run(["true"], what="connect", timeout_s=self.target.connection.connect_timeout_s + 5)
-            findings = [Finding(True, f"{name}: reachable as {self.client.destination} (ssh, BatchMode)")]
-            done = self.client.run([python, "-c", _PROBE, *wanted], what="check the board's runtime")
+            with self.client.shared_connection():
+                findings = [Finding(True, f"{name}: reachable as {self.client.destination} (ssh, BatchMode)")]
+                done = self.client.run([python, "-c", _PROBE, *wanted], what="check the board's runtime")
         except TargetError as exc:
             return [Finding(False, str(exc))]
         if done.returncode != 0:
@@ -265,26 +314,29 @@ class SshRuntime(Runtime):
             (staging / "model.onnx").symlink_to(Path(model_path).resolve())
             (staging / SCRIPT_NAME).write_text(timer_script(), encoding="utf-8")
             (staging / "job.json").write_text(json.dumps(job), encoding="utf-8")
-            result_path = staging / "result.json"
-            made = self.client.run(["mkdir", "-p", remote_dir], what="make the remote folder")
-            if made.returncode != 0:
-                raise TargetError(f"target {self.target.name}: cannot make {remote_dir} on"
-                                  f" {self.client.destination} ({_last_line(made.stderr)}); set"
-                                  " connection.workdir to a writable folder")
-            try:
-                self.client.upload([staging / "model.onnx", staging / SCRIPT_NAME, staging / "job.json"], remote_dir)
-                done = self.client.run([self.target.connection.python, f"{remote_dir}/{SCRIPT_NAME}",
-                                        f"{remote_dir}/job.json"], what="run the timing script")
-                if done.returncode != 0:
-                    raise self._script_error(done)
-                self.client.download(f"{remote_dir}/result.json", result_path)
-            finally:
-                self._clean_up(remote_dir)
-            result = json.loads(result_path.read_text(encoding="utf-8"))
+            with self.client.shared_connection():
+                self._run_remotely(staging, remote_dir)
+            result = json.loads((staging / "result.json").read_text(encoding="utf-8"))
         common = {"model": model_name, "target": self.target.name, "batch": batch, "precision": precision}
         if self.name == "tensorrt":
             return self._trtexec_record(result, settings, common)
         return self._onnxruntime_record(result, settings, common)
+
+    def _run_remotely(self, staging: Path, remote_dir: str) -> None:
+        """Make ``remote_dir``, copy the staged files there, run the job, copy ``result.json`` back, clean up."""
+        made = self.client.run(["mkdir", "-p", remote_dir], what="make the remote folder")
+        if made.returncode != 0:
+            raise TargetError(f"target {self.target.name}: cannot make {remote_dir} on {self.client.destination}"
+                              f" ({_last_line(made.stderr)}); set connection.workdir to a writable folder")
+        try:
+            self.client.upload([staging / "model.onnx", staging / SCRIPT_NAME, staging / "job.json"], remote_dir)
+            done = self.client.run([self.target.connection.python, f"{remote_dir}/{SCRIPT_NAME}",
+                                    f"{remote_dir}/job.json"], what="run the timing script")
+            if done.returncode != 0:
+                raise self._script_error(done)
+            self.client.download(f"{remote_dir}/result.json", staging / "result.json")
+        finally:
+            self._clean_up(remote_dir)
 
     def _job(self, model_path: Path, remote_dir: str, batch: int, precision: str,
              settings: ProfileConfig) -> dict[str, Any]:
