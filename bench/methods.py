@@ -4,7 +4,7 @@
     python bench/methods.py --seeds 0 --epochs 8  # quicker
     python bench/methods.py --methods hinton crd --no-docs
 
-The quickstart teacher (ResNet-20×32 on digits at 16×16) is trained once and cached in
+The quickstart teacher (its pipeline's ResNet, digits at 16×16) is trained once and cached in
 ``.bench/methods/``; each method then distils the quickstart student (plain CNN 16/32) from it
 directly (no assistant), with the quickstart's student training settings. A seed fixes the
 student's initial weights (the same for every method) and the batch order; the data split is
@@ -16,8 +16,9 @@ were tuned for CIFAR-100 at learning rate 0.05; here each weighted feature or re
 tries β × 1, 0.1 and 0.01 on the first seed and keeps the best by *validation* accuracy (the
 test split only scores the chosen β).
 
-Wall time per epoch is the mean of the main epochs (each includes one pass over the val split);
-a method's own stage (hint, initialization, paraphraser, margins) is timed apart. Timings use
+Wall time per epoch is the median over the main epochs of all seeds (each epoch includes one pass
+over the val split); seeds run in the outer loop, so every row is timed across the whole run. A
+method's own stage (hint, initialization, paraphraser, margins) is timed apart. Timings use
 ``--threads`` torch threads (1 by default: steadier on a shared machine).
 """
 
@@ -30,6 +31,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +117,7 @@ class Clock:
 
     def epoch_seconds(self, task: str) -> list[float]:
         marks = self.marks[task]
-        return [b - a for a, b in zip(marks, marks[1:])]
+        return [b - a for a, b in pairwise(marks)]
 
 
 @dataclass
@@ -180,14 +182,12 @@ def run(recipe: Recipe, seed: int, config: PipelineConfig, data: DataSplits, tea
     return Run(evaluate(tutor, data.test) * 100, evaluate(tutor, data.val) * 100, epoch_s, own_s)
 
 
-def run_recipe(recipe: Recipe, seeds: list[int], *args: Any) -> Result:
-    """All seeds of ``recipe``; a tuned recipe first picks β on the first seed's val accuracy."""
+def first_seed(recipe: Recipe, seed: int, *args: Any) -> Result:
+    """The first seed of ``recipe``; a tuned recipe picks its β here, on val accuracy."""
     candidates = [recipe, *(recipe.scaled(f) for f in (0.1, 0.01))] if recipe.tune else [recipe]
-    firsts = [(candidate, run(candidate, seeds[0], *args)) for candidate in candidates]
+    firsts = [(candidate, run(candidate, seed, *args)) for candidate in candidates]
     recipe, first = max(firsts, key=lambda pair: pair[1].val)  # ties keep the larger β
-    result = Result(recipe, [first])
-    result.runs += [run(recipe, seed, *args) for seed in seeds[1:]]
-    return result
+    return Result(recipe, [first])
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -204,7 +204,9 @@ def table(results: dict[str, Result]) -> str:
         mean, std = _mean_std(result.accuracy)
         epoch = result.epoch_s
         verdict = ratio = "—"
-        if hinton is not None and label != "hinton":
+        if len(result.runs) < 2:
+            verdict = "one seed: no spread"
+        elif hinton is not None and label != "hinton":
             if mean - std > hinton[0] + hinton[1]:
                 verdict = "better beyond the spread"
             elif mean + std < hinton[0] - hinton[1]:
@@ -246,26 +248,28 @@ def main() -> None:
     assert not missing, f"a registered loss has no bench recipe: {missing}"
     chosen = [r for r in RECIPES if args.methods is None or r.label in {"no KD", "hinton", *args.methods}]
 
-    results: dict[str, Result] = {}
+    # Seeds in the outer loop: every row is timed across the whole run, whatever else loads the machine.
     started = time.perf_counter()
-    for recipe in chosen:
-        results[recipe.label] = result = run_recipe(recipe, args.seeds, config, data, teacher, epochs)
+    results = {r.label: first_seed(r, args.seeds[0], config, data, teacher, epochs) for r in chosen}
+    for seed in args.seeds[1:]:
+        for result in results.values():
+            result.runs.append(run(result.recipe, seed, config, data, teacher, epochs))
+    for label, result in results.items():
         mean, std = _mean_std(result.accuracy)
-        print(f"{recipe.label:14s} {mean:6.2f} ± {std:.2f} %  {result.epoch_s:.2f} s/epoch  {result.recipe.describe()}",
-              file=sys.stderr, flush=True)
-    teacher_spec, student_spec, train = config.stages.teacher.model, config.stages.distill.student, \
-        config.stages.distill.train
+        print(f"{label:14s} {mean:6.2f} ± {std:.2f} %  {result.epoch_s:.2f} s/epoch  {result.recipe.describe()}",
+              file=sys.stderr)
+    teacher_spec, student_spec = config.stages.teacher.model, config.stages.distill.student
+    train = config.stages.distill.train
     command = " ".join(["python bench/methods.py", *sys.argv[1:]])
-    text = "\n".join([
+    setting = (
         f"Quickstart pair: teacher {teacher_spec.name} {teacher_spec.params} ({evaluate(teacher, data.test):.2%}"
         f" test top-1) → student {student_spec.name} {student_spec.params}; digits at {config.data.image_size}×"
         f"{config.data.image_size}, {len(data.train)} training / {len(data.test)} test images; {epochs} student"
         f" epochs (lr {train.lr}, {train.schedule}); seeds {', '.join(map(str, args.seeds))}; β of the feature"
         f" and relation rows chosen on the val split among RepDistiller's × 1 / 0.1 / 0.01;"
-        f" {args.threads} torch thread(s). `{command}` took {(time.perf_counter() - started) / 60:.0f} min.",
-        "",
-        table(results),
-    ])
+        f" {args.threads} torch thread(s). `{command}` took {(time.perf_counter() - started) / 60:.0f} min."
+    )
+    text = f"{setting}\n\n{table(results)}"
     print(text)
     if not args.no_docs:
         write_doc(text)

@@ -70,7 +70,8 @@ def main() -> None:
 
     print(f"CNN 3->64->64->64 ch, 16x16, batch {args.batch}, {args.threads} thread(s), edgekd default settings;"
           f" {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
-    header = f"{'round':>5} | {'local p50 ms':>12} | {'ssh p50 ms':>10} | {'ratio':>6} | {'local s':>7} | {'ssh s':>6} | {'overhead s':>10}"
+    header = (f"{'round':>5} | {'local p50 ms':>12} | {'ssh p50 ms':>10} | {'ratio':>6} | {'local s':>7} |"
+              f" {'ssh s':>6} | {'overhead s':>10}")
     print(header)
     print("-" * len(header))
     for round_index, local_p50, remote_p50, local_s, remote_s in rows:

@@ -20,6 +20,7 @@ from edgekd.distill import boundary, crd, factor, feature, logit, relation  # no
 from edgekd.distill.base import LOSSES, DistillLoss, KDInputs, PreTrainer
 from edgekd.distill.logit import HintonKD
 from edgekd.errors import ConfigError
+from edgekd.registry import UnknownNameError
 
 __all__ = ["BORN_AGAIN_PAPER", "LOSSES", "DistillLoss", "HintonKD", "KDInputs", "PreTrainer", "build_losses"]
 
@@ -45,7 +46,7 @@ def build_losses(specs: list[LossSpec], where: str) -> list[tuple[float, Distill
     for i, spec in enumerate(specs):
         try:
             cls = LOSSES.get(spec.name)
-        except Exception as exc:
+        except UnknownNameError as exc:
             raise ConfigError(f"{where}.losses.{i}.name: {exc}") from None
         accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
         unknown = sorted(set(spec.params) - set(accepted))

@@ -38,6 +38,7 @@ def build_report(manifest: Manifest) -> dict[str, Any]:
         "precision_choice": deployable["fastest"],
         "models": models,
         "latency": stages.get("profile", {}).get("outputs", {}).get("latency", []),
+        "latency_failures": stages.get("profile", {}).get("outputs", {}).get("failures", []),
         "parity": {name: item["parity"] for name, item in exported.items() if item.get("parity")},
         "stages": {
             name: {"status": statuses.get(name, entry["status"]), "seconds": entry["seconds"]}

@@ -137,6 +137,7 @@ def render_html(report: dict[str, Any]) -> str:
         *_accuracy_plots(report),
         "<h2>Latency</h2>",
         *_latency(report),
+        *(_note(line) for line in tables.failure_lines(report)),
         *(_quantization(report) if tables.has_quantization(report) else []),
         "<h2>Export parity</h2>",
         _table(tables.parity_table(report)) if report["parity"] else _note("No export checked."),

@@ -104,6 +104,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         blocks += _layer_blocks(deployable_records, model_order)
     else:
         blocks.append("_No latency measured._")
+    if report.get("latency_failures"):
+        blocks.append("  \n".join(f"⚠️ {_cell(line)}" for line in tables.failure_lines(report)))
     if tables.has_quantization(report):
         blocks += _quantization_blocks(report)
     blocks.append("### Export parity")

@@ -271,6 +271,15 @@ def layer_sections(records: list[dict[str, Any]], model_order: Sequence[str] = (
     return sections
 
 
+def failure_lines(report: dict[str, Any]) -> list[str]:
+    """One line per (target, model, batch) the profile stage could not measure, with the reason."""
+    return [
+        f"Not measured: {f.get('model', 'all models')} on {f['target']}"
+        + (f", batch {f['batch']}" if f.get("batch") is not None else "") + f" — {f['error']}"
+        for f in report.get("latency_failures", [])
+    ]
+
+
 # --- quantization ---------------------------------------------------------------------------
 
 QUANT_ROLES = ("student", "quantized", "quantized-baseline")

@@ -61,7 +61,7 @@ def time_cuda_runs(
     def run_once() -> tuple[float, float, float]:
         with torch.cuda.stream(stream):
             events[0].record(stream)
-            for part, event in zip(parts, events[1:]):
+            for part, event in zip(parts, events[1:], strict=True):
                 part()
                 event.record(stream)
         events[3].synchronize()
@@ -76,5 +76,5 @@ def time_cuda_runs(
         if len(timed) >= settings.min_runs and time.perf_counter() >= deadline:
             break
     stats = summarize([sum(parts_ms) * _NS_PER_MS for parts_ms in timed])
-    h2d_ms, compute_ms, d2h_ms = (statistics.median(column) for column in zip(*timed))
+    h2d_ms, compute_ms, d2h_ms = (statistics.median(column) for column in zip(*timed, strict=True))
     return CudaTiming(stats=stats, h2d_ms=h2d_ms, compute_ms=compute_ms, d2h_ms=d2h_ms)

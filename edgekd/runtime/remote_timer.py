@@ -151,7 +151,7 @@ def run_command(job, folder):
     if shutil.which(job["argv"][0]) is None:
         fail(EXIT_MISSING_COMMAND, missing_command=job["argv"][0])
     done = subprocess.run(job["argv"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True)
+                          text=True)
     files = {}
     for name in job["outputs"]:
         path = os.path.join(folder, name)

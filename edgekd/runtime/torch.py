@@ -38,7 +38,8 @@ class TorchRuntime(Runtime):
         import torch
 
         if self.target.device == "cuda" and not torch.cuda.is_available():
-            build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, no device visible"
+            build = ("a CPU-only build" if torch.version.cuda is None
+                     else f"CUDA {torch.version.cuda}, no device visible")
             return [
                 f"torch {torch.__version__} ({build}) cannot use a CUDA device: install a CUDA build of torch"
                 " on a machine with an NVIDIA GPU, or set the target's device to cpu"

@@ -53,10 +53,12 @@ def choose_deployable(config: PipelineConfig, records: dict[str, StageRecord]) -
 
 def fastest_precision(latency: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per target and batch where both students were timed: FP32 vs INT8 p50, in profile order."""
-    p50 = {(r["target"], r["batch"], r["model"]): r["p50_ms"] for r in latency if not r.get("estimated")}
+    p50 = {(r["target"], r["batch"], r["model"], r["precision"]): r["p50_ms"]
+           for r in latency if not r.get("estimated")}
     rows = []
     for target, batch in dict.fromkeys((r["target"], r["batch"]) for r in latency):
-        fp32, int8 = p50.get((target, batch, FP32_MODEL)), p50.get((target, batch, QKD_MODEL))
+        fp32 = p50.get((target, batch, FP32_MODEL, "fp32"))
+        int8 = p50.get((target, batch, QKD_MODEL, "int8"))
         if fp32 is None or int8 is None:
             continue
         rows.append({"target": target, "batch": batch, "fp32_p50_ms": fp32, "int8_p50_ms": int8,

@@ -173,3 +173,14 @@ def test_compress_reports_the_other_targets_when_a_board_fails(tmp_path: Path) -
     manifest = json.loads((run_dir / "manifest.json").read_text())
     failures = manifest["stages"]["profile"]["outputs"]["failures"]
     assert [f["target"] for f in failures] == ["board"] and "Connection refused" in failures[0]["error"]
+    assert report["latency_failures"] == failures
+    assert "Not measured:" in (run_dir / "report.md").read_text() and "(estimated)" in (run_dir / "report.md").read_text()
+
+
+def test_a_run_past_the_timeout_is_stopped_and_named(own_sshd: LoopbackSshd, model: Path) -> None:
+    long_run = SETTINGS.model_copy(update={"min_time_s": 60.0, "max_runs": 10**9, "layer_profile_runs": 0})
+    start = time.monotonic()
+    with pytest.raises(TargetError, match=r"did not finish \(run the timing script\) within 3 s.*connection.timeout_s"):
+        _profile(own_sshd.target(timeout_s=3.0), model, long_run)
+    assert time.monotonic() - start < 20
+    assert list(own_sshd.workdir.iterdir()) == []  # cleaned up although the script still runs there

@@ -87,7 +87,7 @@ def test_resolve_builtin_name_path_and_unknown(tmp_path: Path) -> None:
     own = tmp_path / "own.yaml"
     own.write_text("name: own\n")
     assert resolve("pipelines", own) == own
-    with pytest.raises(ConfigError, match=r"did you mean 'quickstart'.*built in: quickstart"):
+    with pytest.raises(ConfigError, match=r"did you mean 'quickstart'.*built in: .*quickstart"):
         resolve("pipelines", "quickstrt")
     with pytest.raises(ConfigError, match="file not found"):
         resolve("pipelines", tmp_path / "missing.yaml")

@@ -69,3 +69,12 @@ def test_feature_method_with_a_torchscript_teacher_exits_2(tmp_path: Path) -> No
     line = _bad_input(tmp_path, pipeline)
     assert "stages.distill.losses.0 (crd): this method reads layer features" in line
     assert "TorchScript" in line
+
+
+def test_the_cifar100_recipe_passes_preflight(tmp_path: Path) -> None:
+    from edgekd.api import load_pipeline, load_targets
+    from edgekd.stages.preflight import preflight
+
+    config, base = load_pipeline("cifar100-resnet32x4-resnet8x4", [f"data.path={tmp_path}"])
+    assert [(s.name, s.weight) for s in config.stages.distill.losses] == [("crd", 0.8)]
+    preflight(config, load_targets(config.stages.profile.targets, base), base)

@@ -66,7 +66,7 @@ def _distill(specs: list[LossSpec], student: nn.Module | None = None, teacher: n
 def test_every_method_trains_and_leaves_teacher_and_student_layout_alone(name: str) -> None:
     teacher = _model(TEACHER, 0)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    student, _, losses = _distill([_spec(name, params=_fast(name))], teacher=teacher)
+    student, _, _ = _distill([_spec(name, params=_fast(name))], teacher=teacher)
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
     assert student.state_dict().keys() == _model(STUDENT).state_dict().keys()  # adapters live in the loss
     assert all(torch.isfinite(p).all() for p in student.parameters())

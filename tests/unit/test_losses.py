@@ -116,7 +116,7 @@ def test_nst_is_the_squared_mmd_with_a_polynomial_kernel() -> None:
     for b in range(2):
         fs = [v / v.norm() for v in s[b].reshape(3, -1)]
         ft = [v / v.norm() for v in t[b].reshape(4, -1)]
-        k = lambda xs, ys: sum((x @ y) ** 2 for x in xs for y in ys) / (len(xs) * len(ys))  # noqa: E731
+        k = lambda xs, ys: sum((x @ y) ** 2 for x in xs for y in ys) / (len(xs) * len(ys))
         expected += k(ft, ft) + k(fs, fs) - 2 * k(fs, ft)
     assert _feature_value("nst", [s], [t]) == pytest.approx(expected.item() / 2, rel=1e-5)
 
@@ -162,7 +162,7 @@ def test_ofd_uses_the_margin_of_negative_responses_and_the_partial_l2() -> None:
         for c in range(2):
             for r, teacher in zip(s[b, c].flatten().tolist(), t[b, c].flatten().tolist()):
                 target = max(teacher, margin[c])
-                if not (r <= target and target <= 0):
+                if not r <= target <= 0:
                     expected += (r - target) ** 2
     assert loss(_inputs([s], [t])).item() == pytest.approx(expected / s.numel(), rel=1e-5)
 
@@ -190,7 +190,7 @@ def test_rkd_matches_the_distance_and_angle_potentials() -> None:
     def potentials(e: torch.Tensor) -> tuple[list[float], list[float]]:
         d = [[(e[i] - e[j]).norm().item() for j in range(B)] for i in range(B)]
         mu = sum(d[i][j] for i in range(B) for j in range(B) if i != j) / (B * (B - 1))
-        unit = lambda v: v / v.norm() if v.norm() > 0 else v  # noqa: E731
+        unit = lambda v: v / v.norm() if v.norm() > 0 else v
         angles = [(unit(e[j] - e[i]) @ unit(e[k] - e[i])).item() for i in range(B) for j in range(B) for k in range(B)]
         return [x / mu for row in d for x in row], angles
 

@@ -73,10 +73,12 @@ def test_missing_provider_exits_3_with_what_is_missing(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(tmp_path / SCRIPT_NAME), str(job)], capture_output=True, text=True)
     assert done.returncode == 3
     details = json.loads(done.stderr.strip().splitlines()[-1])
-    assert details["missing_providers"] == ["NoSuchExecutionProvider"] and "CPUExecutionProvider" in details["available"]
+    assert details["missing_providers"] == ["NoSuchExecutionProvider"]
+    assert "CPUExecutionProvider" in details["available"]
 
 
-@pytest.mark.parametrize("command, code", [(["no-such-trtexec", "--onnx=m.onnx"], 4), ([sys.executable, "-c", "print('hi')"], 0)])
+@pytest.mark.parametrize("command, code", [(["no-such-trtexec", "--onnx=m.onnx"], 4),
+                                           ([sys.executable, "-c", "print('hi')"], 0)])
 def test_command_job(tmp_path: Path, command: list[str], code: int) -> None:
     job = tmp_path / "job.json"
     job.write_text(json.dumps({"mode": "command", "argv": command, "outputs": ["times.json"]}))

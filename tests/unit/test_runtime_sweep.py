@@ -79,3 +79,35 @@ def test_cli_prints_measured_and_estimated_rows_then_the_failure(model: Path, tm
     assert "not measured: target board" in result.stderr
     records = json.loads(out.read_text())
     assert [(r["target"], r["estimated"]) for r in records] == [("local-cpu", False), ("board", True)]
+
+
+def test_profile_stage_times_onnx_files_and_checkpoints(model: Path, tmp_path: Path) -> None:
+    """The stage hands ONNX Runtime the export folder's files and torch the run folder's checkpoints."""
+    import torch
+
+    from edgekd.config import PipelineConfig
+    from edgekd.config.pipeline import ModelSpec
+    from edgekd.models import build_model, save_checkpoint
+    from edgekd.pipeline.stage import RunContext, StageRecord
+    from edgekd.stages.profile import ProfileStage
+    from tests.conftest import TINY_PIPELINE
+
+    run_dir = tmp_path / "run"
+    (run_dir / "export").mkdir(parents=True)
+    (run_dir / "export" / "student.onnx").write_bytes(model.read_bytes())
+    (run_dir / "export" / "teacher.onnx").write_bytes(model.read_bytes())
+    torch.manual_seed(0)
+    spec = ModelSpec(name="test_tiny")
+    save_checkpoint(run_dir / "distill" / "student.pt", build_model(spec, 10, 1), spec, 10, (1, 8, 8))
+    export = StageRecord("export", run_dir / "export", {"models": {
+        "teacher": {"onnx": "teacher.onnx", "precision": "fp32"},  # e.g. a TorchScript teacher: no checkpoint
+        "student": {"onnx": "student.onnx", "precision": "fp32", "checkpoint": "distill/student.pt"},
+    }})
+    targets = [TargetConfig(name="cpu", threads=1), TargetConfig(name="pt", runtime="torch", threads=1)]
+    ctx = RunContext(config=PipelineConfig.model_validate(TINY_PIPELINE), base_dir=tmp_path, run_dir=run_dir,
+                     targets=targets)
+    outputs = ProfileStage().run(ctx, tmp_path / "work", {"export": export})
+    measured = [(r["target"], r["model"], r["runtime"]) for r in outputs["latency"]]
+    assert measured == [("cpu", "teacher", "onnxruntime"), ("cpu", "student", "onnxruntime"),
+                        ("pt", "student", "torch")]
+    assert [(f["target"], f["model"]) for f in outputs["failures"]] == [("pt", "teacher")]

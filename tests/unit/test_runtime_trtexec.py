@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the sample log keeps trtexec's own long lines)
 """trtexec: the command edgekd builds and the parsers of its log and exported JSON (no TensorRT needed).
 
 The sample is shaped like TensorRT 10's trtexec (samples/common/sampleReporting.cpp): the

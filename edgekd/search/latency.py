@@ -1,0 +1,364 @@
+"""Latency of a candidate on a target: measured, or predicted from a per-target lookup table.
+
+Measured: the candidate is exported (ONNX, or an edgekd checkpoint for the torch runtime) to a
+temporary folder and timed by the target's runtime at batch 1 with short settings.
+
+Predicted (Once-for-All, nn-Meter): every distinct block of a space (stem, each stage's blocks,
+last conv, head; see :mod:`edgekd.search.blocks`) is timed once, alone, with the input shape it
+gets inside the network; a network's latency is the sum of its blocks plus an overhead fitted on
+a few measured networks of the family. A block's time is its *marginal* time: ``(T_K - T_1) /
+(K - 1)`` where ``T_K`` is a model of ``K`` independent copies of the block on one input. Timing a
+block alone would also count the runtime's fixed cost per call (about 5-8 µs with ONNX Runtime
+here), once per block instead of once per network, which is as large as a small block itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import statistics
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekd.config import ModelSpec, ProfileConfig, TargetConfig
+from edgekd.errors import ConfigError
+from edgekd.export.onnx import export_onnx
+from edgekd.fsutil import atomic_write_json
+from edgekd.models import build_model, save_checkpoint
+from edgekd.progress import NullProgress, Progress
+from edgekd.runtime import LatencyRecord, Runtime, get_runtime
+from edgekd.search.blocks import Block
+from edgekd.search.spaces import SearchSpace, candidate_blocks
+
+log = logging.getLogger(__name__)
+
+QUICK_PROFILE = ProfileConfig(warmup_runs=5, min_time_s=0.2, min_runs=20, layer_profile_runs=0)
+"""Short timing settings for search candidates and table blocks (no per-layer profile)."""
+
+TABLE_FORMAT = "edgekd-latency-table/1"
+
+
+def default_table_cache() -> Path:
+    """``$XDG_CACHE_HOME/edgekd/latency-tables.json`` (``~/.cache`` when the variable is unset)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "edgekd" / "latency-tables.json"
+
+
+def measure_spec(spec: ModelSpec, target: TargetConfig, input_shape: tuple[int, int, int], num_classes: int, *,
+                 settings: ProfileConfig = QUICK_PROFILE, precision: str = "fp32", seed: int = 0) -> LatencyRecord:
+    """Build ``spec``, write it in the format the target's runtime times, and time it at batch 1.
+
+    Args:
+        spec: The candidate.
+        target: Where it runs.
+        input_shape: ``(channels, height, width)`` of one input.
+        num_classes: Number of output logits.
+        settings: Warm-up and run counts.
+        precision: A precision of the target; the model is stored in FP32, so ``fp32`` unless the
+            runtime builds its own engine at another precision.
+        seed: Seeds the (untrained) weights.
+
+    Raises:
+        ConfigError: The precision is not one of the target's.
+        RuntimeBackendError: The runtime cannot run the model.
+        TargetError: An SSH target cannot be reached.
+    """
+    torch.manual_seed(seed)
+    model = build_model(spec, num_classes, input_shape[0]).eval()
+    runtime = get_runtime(target)
+    with tempfile.TemporaryDirectory(prefix="edgekd-search-") as tmp:
+        if runtime.model_format == "checkpoint":
+            path = Path(tmp) / "candidate.pt"
+            save_checkpoint(path, model, spec, num_classes, input_shape)
+        else:
+            path = Path(tmp) / "candidate.onnx"
+            export_onnx(model, input_shape, path)
+        return runtime.profile(path, model_name=spec.name, batch=1, precision=precision, settings=settings)
+
+
+class _Copies(nn.Module):
+    """``K`` independent copies of a block, all applied to the same input."""
+
+    def __init__(self, block: Block, copies: int) -> None:
+        super().__init__()
+        self.copies = nn.ModuleList(block.build() for _ in range(copies))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(copy(x) for copy in self.copies)
+
+
+def _time_onnx(module: nn.Module, input_shape: tuple[int, int, int], runtime: Runtime, settings: ProfileConfig,
+               name: str) -> LatencyRecord:
+    with tempfile.TemporaryDirectory(prefix="edgekd-block-") as tmp:
+        path = Path(tmp) / "block.onnx"
+        export_onnx(module.eval(), input_shape, path)
+        return runtime.profile(path, model_name=name, batch=1, precision="fp32", settings=settings)
+
+
+def _block_ms(block: Block, runtime: Runtime, settings: ProfileConfig, copies: int,
+              alone: LatencyRecord | None = None) -> float:
+    """The block's marginal time, ``(T_copies - T_1) / (copies - 1)``."""
+    torch.manual_seed(0)
+    single = alone or _time_onnx(block.build(), block.input_shape, runtime, settings, block.signature)
+    many = _time_onnx(_Copies(block, copies), block.input_shape, runtime, settings, block.signature)
+    return (many.p50_ms - single.p50_ms) / (copies - 1)
+
+
+def _target_digest(target: TargetConfig) -> str:
+    config = target.model_dump(mode="json", exclude={"description"})
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _host(target: TargetConfig) -> str:
+    return socket.gethostname() if target.connection.kind == "local" else str(target.connection.host)
+
+
+def _fit_key(family: str, input_shape: Sequence[int]) -> str:
+    return f"{family}@{'x'.join(str(d) for d in input_shape)}"
+
+
+@dataclass
+class LatencyTable:
+    """Block latencies of one target, runtime version and host, and the fitted network overheads.
+
+    Attributes:
+        target: The target's name.
+        runtime: Runtime name and version, e.g. ``onnxruntime 1.32.0``.
+        host: The machine that ran the timings (this one for local targets, else the board).
+        target_digest: Hash of the target's settings (providers, threads, ...).
+        input_shape: The network input the table predicts for.
+        num_classes: The network output the table predicts for.
+        copies: ``K`` of the marginal block time.
+        blocks: Block signature → marginal time in ms.
+        overhead_ms: ``family@CxHxW`` → fitted overhead in ms (network minus sum of blocks).
+        fits: ``family@CxHxW`` → the networks the overhead was fitted on: spec, measured p50,
+            sum of blocks.
+    """
+
+    target: str
+    runtime: str
+    host: str
+    target_digest: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    copies: int = 4
+    blocks: dict[str, float] = field(default_factory=dict)
+    overhead_ms: dict[str, float] = field(default_factory=dict)
+    fits: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """What the table is cached under: target, runtime version, host and target settings."""
+        return f"{self.target}|{self.runtime}|{self.host}|{self.target_digest}"
+
+    @classmethod
+    def build(cls, space: SearchSpace, target: TargetConfig, input_shape: tuple[int, int, int], num_classes: int, *,
+              cache: Path | None = None, settings: ProfileConfig = QUICK_PROFILE, copies: int = 4,
+              fit_networks: int = 4, seed: int = 0, progress: Progress = NullProgress()) -> LatencyTable:
+        """Time every distinct block of ``space`` and fit the family's overhead on a few networks.
+
+        With ``cache``, blocks and overheads already in the cache file for this target, runtime
+        version, host and target settings are reused, and what is measured is added to it.
+
+        Args:
+            space: The candidates to cover.
+            target: Where they run; its runtime must time ONNX files.
+            input_shape: ``(channels, height, width)`` of the network input.
+            num_classes: Number of output logits.
+            cache: A table file to reuse and extend; ``None`` measures everything, saves nothing.
+            settings: Timing settings of each block and network.
+            copies: ``K`` of the marginal block time (at least 2).
+            fit_networks: Networks measured to fit the overhead (at least 1).
+            seed: Picks the fit networks.
+            progress: Receives one step per block and network measured.
+
+        Raises:
+            ConfigError: The target's runtime does not time ONNX files, or a bad argument.
+            RuntimeBackendError: The runtime cannot run a block.
+        """
+        if copies < 2 or fit_networks < 1:
+            raise ConfigError(f"a latency table needs copies >= 2 and fit_networks >= 1 (got {copies}, {fit_networks})")
+        runtime = get_runtime(target)
+        if runtime.model_format != "onnx":
+            raise ConfigError(
+                f"target {target.name!r} times models with {runtime.name}, which does not run ONNX files;"
+                " latency tables need an ONNX runtime: use latency: measured"
+            )
+        unique: dict[str, Block] = {}
+        for spec in space.candidates():
+            for block in candidate_blocks(spec, input_shape, num_classes):
+                unique.setdefault(block.signature, block)
+        first = next(iter(unique.values()))
+        probe = _time_onnx(first.build(), first.input_shape, runtime, settings, first.signature)
+        table = cls(target=target.name, runtime=f"{probe.runtime} {probe.runtime_version}", host=_host(target),
+                    target_digest=_target_digest(target), input_shape=tuple(input_shape), num_classes=num_classes,
+                    copies=copies)
+        if cache is not None and Path(cache).is_file():
+            table._merge(_read_tables(Path(cache)).get(table.key, {}), cache)
+        missing = [block for signature, block in unique.items() if signature not in table.blocks]
+        fit_key = _fit_key(space.family, input_shape)
+        fit_specs = sample_candidates(space, fit_networks, seed) if fit_key not in table.overhead_ms else []
+        task = f"latency table · {target.name}"
+        progress.start(task, total=len(missing) + len(fit_specs))
+        for block in missing:
+            alone = probe if block is first else None
+            table.blocks[block.signature] = _block_ms(block, runtime, settings, copies, alone)
+            progress.advance(task, status=block.signature)
+        if fit_specs:
+            table._fit(fit_key, fit_specs, target, settings, progress, task)
+        progress.finish(task)
+        if cache is not None:
+            table.save(Path(cache))
+        return table
+
+    def _fit(self, fit_key: str, specs: list[ModelSpec], target: TargetConfig, settings: ProfileConfig,
+             progress: Progress, task: str) -> None:
+        rows = []
+        for spec in specs:
+            measured = measure_spec(spec, target, self.input_shape, self.num_classes, settings=settings).p50_ms
+            rows.append({"spec": spec.model_dump(mode="json"), "measured_ms": measured, "blocks_ms": self._sum(spec)})
+            progress.advance(task, status=f"network {len(rows)}/{len(specs)}")
+        self.overhead_ms[fit_key] = statistics.median(row["measured_ms"] - row["blocks_ms"] for row in rows)
+        self.fits[fit_key] = rows
+
+    def _sum(self, spec: ModelSpec) -> float:
+        total = 0.0
+        for block in candidate_blocks(spec, self.input_shape, self.num_classes):
+            if block.signature not in self.blocks:
+                raise ConfigError(
+                    f"latency table of {self.target} has no block {block.signature} of {spec.name}"
+                    f" {spec.params}; build the table with a search space that contains this candidate"
+                )
+            total += self.blocks[block.signature]
+        return total
+
+    def predict(self, spec: ModelSpec) -> float:
+        """Predicted latency of ``spec`` in ms: the sum of its blocks plus its family's overhead.
+
+        Raises:
+            ConfigError: A block of ``spec``, or its family's overhead, is not in the table.
+        """
+        fit_key = _fit_key(spec.name, self.input_shape)
+        if fit_key not in self.overhead_ms:
+            raise ConfigError(
+                f"latency table of {self.target} has no fitted overhead for {fit_key};"
+                " build the table with a search space of that family and input shape"
+            )
+        return self._sum(spec) + self.overhead_ms[fit_key]
+
+    def save(self, path: Path) -> None:
+        """Write the table into ``path`` (atomically), keeping the other tables stored there."""
+        path = Path(path)
+        tables = _read_tables(path) if path.is_file() else {}
+        tables[self.key] = {
+            "target": self.target, "runtime": self.runtime, "host": self.host, "target_digest": self.target_digest,
+            "copies": self.copies, "blocks": self.blocks, "overhead_ms": self.overhead_ms, "fits": self.fits,
+        }
+        atomic_write_json(path, {"format": TABLE_FORMAT, "tables": tables})
+
+    @classmethod
+    def load(cls, path: Path, target: TargetConfig, input_shape: tuple[int, int, int], num_classes: int, *,
+             runtime: str | None = None) -> LatencyTable:
+        """The table of ``target`` (its current settings, this host) stored in ``path``.
+
+        Args:
+            path: A file written by :meth:`save` or :meth:`build`.
+            target: The target the table was built for.
+            input_shape: The network input to predict for.
+            num_classes: The network output to predict for.
+            runtime: ``name version`` to pick when the file has tables of several runtime versions.
+
+        Raises:
+            ConfigError: The file is missing or not a table file, or holds no (single) table for
+                the target.
+        """
+        host, digest = _host(target), _target_digest(target)
+        entries = {
+            key: entry for key, entry in _read_tables(Path(path)).items()
+            if entry["target"] == target.name and entry["host"] == host and entry["target_digest"] == digest
+            and runtime in (None, entry["runtime"])
+        }
+        if len(entries) != 1:
+            found = "none" if not entries else ", ".join(sorted(e["runtime"] for e in entries.values()))
+            raise ConfigError(
+                f"{path}: expected one latency table of target {target.name!r} with its current settings on"
+                f" {host} (found: {found}); rebuild it, or name the runtime version"
+            )
+        entry = next(iter(entries.values()))
+        table = cls(target=target.name, runtime=entry["runtime"], host=host, target_digest=digest,
+                    input_shape=tuple(input_shape), num_classes=num_classes, copies=entry["copies"])
+        table._merge(entry, path)
+        return table
+
+    def _merge(self, entry: dict[str, Any], path: Path) -> None:
+        if entry and entry.get("copies") != self.copies:
+            log.info("%s: ignoring cached blocks timed with %s copies (now %s)", path, entry.get("copies"), self.copies)
+            return
+        self.blocks.update(entry.get("blocks", {}))
+        self.overhead_ms.update(entry.get("overhead_ms", {}))
+        self.fits.update(entry.get("fits", {}))
+
+
+def _read_tables(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: latency table file not found") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable latency table ({exc}); delete it to rebuild") from None
+    if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT or not isinstance(data.get("tables"), dict):
+        raise ConfigError(f"{path}: not a latency table file of format {TABLE_FORMAT}; delete it to rebuild")
+    return data["tables"]
+
+
+def sample_candidates(space: SearchSpace, count: int, seed: int,
+                      exclude: Iterable[ModelSpec] = ()) -> list[ModelSpec]:
+    """Up to ``count`` distinct candidates of ``space``, drawn by ``seed``, none of ``exclude``."""
+    skip = {json.dumps(spec.model_dump(mode="json"), sort_keys=True) for spec in exclude}
+    pool = [spec for spec in space.candidates() if json.dumps(spec.model_dump(mode="json"), sort_keys=True) not in skip]
+    order = np.random.default_rng(seed).permutation(len(pool))
+    return [pool[i] for i in order[:count]]
+
+
+def evaluate_table(table: LatencyTable, held_out: Sequence[ModelSpec], target: TargetConfig, *,
+                   settings: ProfileConfig = QUICK_PROFILE, progress: Progress = NullProgress()) -> dict[str, Any]:
+    """Measure ``held_out`` candidates and compare them with the table's predictions.
+
+    Args:
+        table: The table to check.
+        held_out: Candidates that were not used to fit the table's overhead.
+        target: The target the table was built for.
+        settings: Timing settings of the measurements.
+        progress: Receives one step per candidate.
+
+    Returns:
+        ``within_10pct``: fraction of candidates whose prediction is within 10% of the measured
+        p50; ``median_abs_error``: median of ``|predicted / measured - 1|``; ``errors``: per
+        candidate ``spec``, ``predicted_ms``, ``measured_ms`` and ``error`` (relative, signed).
+    """
+    task = f"latency table check · {target.name}"
+    progress.start(task, total=len(held_out))
+    errors = []
+    for spec in held_out:
+        predicted = table.predict(spec)
+        measured = measure_spec(spec, target, table.input_shape, table.num_classes, settings=settings).p50_ms
+        errors.append({"spec": spec.model_dump(mode="json"), "predicted_ms": predicted, "measured_ms": measured,
+                       "error": predicted / measured - 1.0})
+        progress.advance(task)
+    progress.finish(task)
+    relative = [abs(row["error"]) for row in errors]
+    return {
+        "within_10pct": sum(e <= 0.10 for e in relative) / len(relative) if relative else 0.0,
+        "median_abs_error": statistics.median(relative) if relative else 0.0,
+        "errors": errors,
+    }
