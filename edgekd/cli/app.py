@@ -86,21 +86,47 @@ def compress(
     target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Target name or YAML path; repeat for several. Replaces the pipeline's targets.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config value: KEY.PATH=VALUE (YAML value).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard the run folder's finished stages and start over.")] = False,
+    nproc: Annotated[int, typer.Option("--nproc", min=1, help="Train on N processes (DistributedDataParallel: gloo on CPU, NCCL on GPUs) through torchrun.")] = 1,
 ) -> None:
-    """Run a pipeline: teacher → assistants → student → ONNX → latency → report.
+    """Run a pipeline: teacher → assistants → student → INT8 → ONNX → latency → report.
 
     Re-running skips stages whose config and inputs are unchanged; an interrupted run resumes.
     """
     from edgekd.api import compress as run
+    from edgekd.distributed import init_from_env, shutdown
+    from edgekd.progress import NullProgress
 
-    progress = make_progress(err)
+    if nproc > 1:
+        raise typer.Exit(_torchrun(nproc))
+    is_main = init_from_env().is_main
+    progress = make_progress(err) if is_main else NullProgress()
     try:
         result = run(pipeline, out=out_dir, targets=target or [], overrides=set_ or [], fresh=fresh, progress=progress)
     finally:
-        progress.close()
-    _print_summary(result.report, result.run_dir)
+        if is_main:
+            progress.close()
+        shutdown()
+    if is_main:
+        _print_summary(result.report, result.run_dir)
     if not result.budgets_ok:
         raise typer.Exit(EXIT_BUDGET_MISSED)
+
+
+def _torchrun(nproc: int) -> int:
+    """Run this same command under torchrun with ``nproc`` processes; its exit code."""
+    import subprocess
+
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg == "--nproc":
+            del args[i : i + 2]
+            break
+        if arg.startswith("--nproc="):
+            del args[i]
+            break
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "edgekd", *args]
+    return subprocess.call(cmd)
 
 
 def _print_summary(report: dict, run_dir: Path) -> None:

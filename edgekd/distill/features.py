@@ -89,9 +89,17 @@ def resolve_taps(loss: DistillLoss, student: nn.Module, teacher: nn.Module) -> t
     length is kept), so the last student stage meets the last teacher stage.
 
     Raises:
-        ConfigError: A path does not exist (the message lists the valid ones), or a model has
-            no default layers (the message asks for ``taps``).
+        ConfigError: A model is TorchScript (its layers take no hooks), a path does not exist
+            (the message lists the valid ones), or a model has no default layers (the message
+            asks for ``taps``).
     """
+    for role, model in (("student", student), ("teacher", teacher)):
+        if isinstance(model, torch.jit.ScriptModule):
+            raise ConfigError(
+                f"{loss.label}: this method reads layer features, but the {role} is a TorchScript module,"
+                " whose layers take no forward hooks; give it as weights of a registered model or as a"
+                " factory, or use a logit loss (hinton, tf_kd, noisy_teacher)"
+            )
     if loss.taps is not None:
         student_taps, teacher_taps = (list(t) for t in loss.taps)
     else:
@@ -113,17 +121,7 @@ def resolve_taps(loss: DistillLoss, student: nn.Module, teacher: nn.Module) -> t
 
 
 def check_taps(label: str, role: str, model: nn.Module, taps: Iterable[str]) -> None:
-    """Raise ConfigError naming the loss and the layer when a tap path is not in ``model``.
-
-    Raises:
-        ConfigError: ``model`` is TorchScript (its layers take no hooks), or a path is missing.
-    """
-    if isinstance(model, torch.jit.ScriptModule):
-        raise ConfigError(
-            f"{label}: this method reads layer features, but the {role} is a TorchScript module, whose"
-            " layers take no forward hooks; give it as weights of a registered model or as a factory,"
-            " or use a logit loss (hinton, tf_kd, noisy_teacher)"
-        )
+    """Raise ConfigError naming the loss and the layer when a tap path is not in ``model``."""
     paths = set(module_paths(model))
     for tap in taps:
         path, _ = split_tap(tap)

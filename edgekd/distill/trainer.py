@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data.distributed import DistributedSampler
 
 from edgekd.config import TrainConfig
 from edgekd.data import make_loader
 from edgekd.distill.base import DistillLoss, KDInputs
 from edgekd.distill.step import DistillStep
+from edgekd.distributed import data_parallel, sharded_loader, world
 from edgekd.progress import NullProgress, Progress
 
 
@@ -54,7 +56,10 @@ def train_model(
         raise ValueError("distillation losses need a teacher")
     batch_size = cfg.batch_size or default_batch_size
     indexed = TensorDataset(*train_set.tensors, torch.arange(len(train_set)))
-    loader = make_loader(indexed, batch_size, shuffle=True, seed=seed)
+    if world().distributed:
+        loader = sharded_loader(indexed, batch_size, seed)
+    else:
+        loader = make_loader(indexed, batch_size, shuffle=True, seed=seed)
     if teacher is not None:
         teacher.eval()
     step = DistillStep(model, teacher, [loss for _, loss in losses], train_set.tensors[0], len(train_set))
@@ -78,10 +83,14 @@ def _train_epochs(model: nn.Module, step: DistillStep, loader: DataLoader, cfg: 
     optimizer = _optimizer(params, cfg)
     total_steps = max(1, cfg.epochs * len(loader))
     scheduler = _scheduler(optimizer, cfg, total_steps)
+    if world().distributed:  # gradients of the student and the losses' parameters averaged over ranks
+        step.student = data_parallel(model, loss_modules)
 
     result = TrainResult()
     progress.start(task, total=cfg.epochs)
     for epoch in range(cfg.epochs):
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)
         model.train()
         loss_modules.train()
         running, batches = 0.0, 0

@@ -4,6 +4,7 @@ then publish the deployable model and the report."""
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -12,6 +13,7 @@ from typing import Any
 
 from edgekd import __version__
 from edgekd.config import PipelineConfig, TargetConfig
+from edgekd.distributed import from_main, world
 from edgekd.fsutil import atomic_write_with, sha256_file
 from edgekd.pipeline import runfolder
 from edgekd.pipeline.manifest import Manifest, fingerprint, hash_tree
@@ -38,8 +40,15 @@ def run_pipeline(
     fresh: bool = False,
     progress: Progress = NullProgress(),
 ) -> RunResult:
-    """Run ``config`` into ``run_dir``; bad input raises EdgeKDError before any stage runs."""
+    """Run ``config`` into ``run_dir``; bad input raises EdgeKDError before any stage runs.
+
+    Under torchrun every rank calls this: rank 0 owns the run folder; the other ranks join the
+    training stages (``Stage.distributed``) and read everything else from rank 0.
+    """
     preflight(config, targets, base_dir)
+    ctx = RunContext(config=config, base_dir=base_dir, run_dir=run_dir, targets=targets, progress=progress)
+    if not world().is_main:
+        return _follow(ctx)
     with runfolder.locked(run_dir), runfolder.writable(run_dir):
         runfolder.prepare(run_dir, fresh)
         manifest = Manifest.load(run_dir)
@@ -47,33 +56,53 @@ def run_pipeline(
             pipeline=config.name, edgekd_version=__version__, config=config.model_dump(mode="json"),
             targets=[t.model_dump(mode="json") for t in targets],
         )
-        ctx = RunContext(config=config, base_dir=base_dir, run_dir=run_dir, targets=targets, progress=progress)
         statuses: dict[str, str] = {}
         records: dict[str, StageRecord] = {}
-        for name in PIPELINE_ORDER:
-            stage = STAGES.get(name)()
-            if not stage.enabled(ctx):
-                _drop(manifest, name)
-                continue
+        for stage in _stages(ctx):
+            name = stage.name
             upstream = {n: fingerprint(manifest.stages[n]["artifacts"]) for n in stage.needs if n in records}
             fp = fingerprint(
                 {"stage": name, "version": __version__, "inputs": stage.fingerprint_inputs(ctx), "upstream": upstream}
             )
             entry = manifest.finished(name, fp)
+            from_main(entry is None)  # tells the other ranks whether to join this stage
             if entry is not None:
                 statuses[name] = "cached"
                 progress.note(f"{name}: unchanged since the last run, reusing {run_dir / name}")
             else:
                 entry = _execute(stage, ctx, fp, records, manifest)
                 statuses[name] = "done"
-            records[name] = StageRecord(name, run_dir / name, entry["outputs"])
+            records[name] = StageRecord(name, run_dir / name, from_main(entry)["outputs"])
+        for name in set(manifest.stages) - set(records):
+            _drop(manifest, name)
         _publish(manifest, records)
         manifest.data["deployable"] = choose_deployable(config, records)
         manifest.data["last_run"] = {"finished": _now(), "statuses": statuses}
         manifest.save()
         report = build_report(manifest)
         write_report(report, run_dir)
+    from_main(report)
     return RunResult(run_dir=run_dir, report=report, budgets_ok=all(b["ok"] for b in report["budgets"]))
+
+
+def _stages(ctx: RunContext) -> list:
+    """The pipeline's stages in order (optional stages it does not configure left out)."""
+    stages = [STAGES.get(name)() for name in PIPELINE_ORDER]
+    return [stage for stage in stages if stage.enabled(ctx)]
+
+
+def _follow(ctx: RunContext) -> RunResult:
+    """A rank other than 0: train alongside rank 0 where a stage trains, read its results otherwise."""
+    records: dict[str, StageRecord] = {}
+    for stage in _stages(ctx):
+        runs = from_main(None)
+        if runs and stage.distributed:
+            with tempfile.TemporaryDirectory(prefix=f"edgekd-rank{world().rank}-") as scratch:
+                stage.run(ctx, Path(scratch), records)
+        entry = from_main(None)
+        records[stage.name] = StageRecord(stage.name, ctx.run_dir / stage.name, entry["outputs"])
+    report = from_main(None)
+    return RunResult(run_dir=ctx.run_dir, report=report, budgets_ok=all(b["ok"] for b in report["budgets"]))
 
 
 def _execute(stage, ctx: RunContext, fp: str, records: dict[str, StageRecord], manifest: Manifest) -> dict:
@@ -101,6 +130,7 @@ def _execute(stage, ctx: RunContext, fp: str, records: dict[str, StageRecord], m
         "finished": _now(),
         "artifacts": hash_tree(ctx.run_dir / name),
         "outputs": outputs,
+        "processes": world().size if stage.distributed else 1,
     }
     manifest.stages[name] = entry
     manifest.save()

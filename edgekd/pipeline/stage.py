@@ -47,6 +47,8 @@ class StageRecord:
 class Stage(ABC):
     name: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
+    distributed: ClassVar[bool] = False
+    """Trains: under torchrun every rank runs it (rank 0 keeps the files); else rank 0 alone."""
 
     def enabled(self, ctx: RunContext) -> bool:
         """Whether the pipeline runs this stage (optional stages are absent from the config)."""

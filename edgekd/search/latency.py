@@ -345,7 +345,12 @@ def evaluate_table(table: LatencyTable, held_out: Sequence[ModelSpec], target: T
         ``within_10pct``: fraction of candidates whose prediction is within 10% of the measured
         p50; ``median_abs_error``: median of ``|predicted / measured - 1|``; ``errors``: per
         candidate ``spec``, ``predicted_ms``, ``measured_ms`` and ``error`` (relative, signed).
+
+    Raises:
+        ValueError: ``held_out`` is empty.
     """
+    if not held_out:
+        raise ValueError("evaluate_table needs at least one held-out candidate")
     task = f"latency table check · {target.name}"
     progress.start(task, total=len(held_out))
     errors = []
@@ -358,7 +363,7 @@ def evaluate_table(table: LatencyTable, held_out: Sequence[ModelSpec], target: T
     progress.finish(task)
     relative = [abs(row["error"]) for row in errors]
     return {
-        "within_10pct": sum(e <= 0.10 for e in relative) / len(relative) if relative else 0.0,
-        "median_abs_error": statistics.median(relative) if relative else 0.0,
+        "within_10pct": sum(e <= 0.10 for e in relative) / len(relative),
+        "median_abs_error": statistics.median(relative),
         "errors": errors,
     }

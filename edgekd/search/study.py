@@ -108,7 +108,7 @@ class SearchResult:
         storage: Its storage URL, password hidden.
         best_measured_ms: With ``latency: table``, the chosen student's measured latency.
         table_eval: With ``latency: table``, :func:`~edgekd.search.latency.evaluate_table` on
-            held-out candidates.
+            ``table_holdout`` candidates the overhead was not fitted on (``None`` if none is left).
     """
 
     best: ModelSpec
@@ -236,19 +236,23 @@ def _load_study(storage: optuna.storages.RDBStorage, study_name: str, url: str,
         ) from None
 
 
+def _open_recipe(storage: str, study_name: str) -> tuple[optuna.storages.RDBStorage, dict[str, Any]]:
+    rdb = open_storage(storage)
+    recipe = _load_study(rdb, study_name, storage).user_attrs.get(STUDY_ATTR)
+    if not isinstance(recipe, dict) or recipe.get("format") != RECIPE_FORMAT:
+        raise ConfigError(
+            f"study {study_name!r} in {shown_url(storage)} was not started by this edgekd version's search"
+        )
+    return rdb, recipe
+
+
 def read_recipe(storage: str, study_name: str) -> dict[str, Any]:
     """The search recipe stored in a study: space, settings, target, data shape and source.
 
     Raises:
         ConfigError: The storage is unreachable, or has no edgekd study of that name.
     """
-    study = _load_study(open_storage(storage), study_name, storage)
-    recipe = study.user_attrs.get(STUDY_ATTR)
-    if not isinstance(recipe, dict) or recipe.get("format") != RECIPE_FORMAT:
-        raise ConfigError(
-            f"study {study_name!r} in {shown_url(storage)} was not started by this edgekd version's search"
-        )
-    return recipe
+    return _open_recipe(storage, study_name)[1]
 
 
 class _Objective:
@@ -311,7 +315,9 @@ def _work(study: optuna.Study, objective: _Objective, total: int, limit: int | N
                                               f" · {row['latency_ms']:.3f} ms · reward {row['reward']:.3f}")
 
     while limit is None or len(ran) < limit:
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
         states = [t.state for t in study.get_trials(deepcopy=False)]
         complete, running = states.count(TrialState.COMPLETE), states.count(TrialState.RUNNING)
         if complete >= total:
@@ -449,6 +455,9 @@ def run_search(space: SearchSpace, teacher: nn.Module, data: DataSplits, target:
         table = _table(space, target, data, settings, table_cache, progress)
     with _quiet_optuna():
         progress.start("search", total=settings.n_trials)
+        earlier = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        if earlier:
+            progress.advance("search", steps=min(earlier, settings.n_trials), status=f"resumed: {earlier} trials done")
         _work(study, _Objective(space, teacher, data, target, settings, table, progress), settings.n_trials, None,
               progress)
         progress.finish("search")
@@ -464,7 +473,8 @@ def run_search(space: SearchSpace, teacher: nn.Module, data: DataSplits, target:
                                                settings=settings.profile, precision=settings.precision).p50_ms
         fitted = [ModelSpec(**row["spec"]) for fit in table.fits.values() for row in fit]
         held_out = sample_candidates(space, settings.table_holdout, settings.seed + 1, exclude=fitted)
-        result.table_eval = evaluate_table(table, held_out, target, settings=settings.profile, progress=progress)
+        if held_out:
+            result.table_eval = evaluate_table(table, held_out, target, settings=settings.profile, progress=progress)
     return result
 
 
@@ -492,7 +502,13 @@ def join_study(storage: str, study_name: str, teacher: nn.Module, data: DataSpli
     Raises:
         ConfigError: Unreachable storage, no edgekd study of that name, or other data.
     """
-    recipe = read_recipe(storage, study_name)
+    rdb, recipe = _open_recipe(storage, study_name)
+    return _join(rdb, storage, study_name, recipe, teacher, data, n_trials, table_cache, seed, progress)
+
+
+def _join(rdb: optuna.storages.RDBStorage, storage: str, study_name: str, recipe: dict[str, Any],
+          teacher: nn.Module, data: DataSplits, n_trials: int | None, table_cache: Path | None, seed: int | None,
+          progress: Progress) -> list[int]:
     if recipe["data"]["digest"] != _data_digest(data):
         raise ConfigError(f"study {study_name!r} was started on other data (labels or shapes differ); give this worker"
                           " the study's data config and seed")
@@ -500,7 +516,7 @@ def join_study(storage: str, study_name: str, teacher: nn.Module, data: DataSpli
     settings = SearchSettings.model_validate(recipe["settings"])
     target = TargetConfig.model_validate(recipe["target"])
     with _quiet_optuna():
-        study = _load_study(open_storage(storage), study_name, storage, _sampler(settings, seed))
+        study = _load_study(rdb, study_name, storage, _sampler(settings, seed))
         table = _table(space, target, data, settings, table_cache, progress) if settings.latency == "table" else None
         progress.start("search", total=n_trials or settings.n_trials)
         objective = _Objective(space, teacher, data, target, settings, table, progress)
@@ -530,7 +546,7 @@ def worker_from_storage(storage: str, study_name: str, n_trials: int | None = No
             without a source.
         DataError, ModelError: The data or the teacher cannot be loaded here.
     """
-    recipe = read_recipe(storage, study_name)
+    rdb, recipe = _open_recipe(storage, study_name)
     if recipe["source"] is None:
         raise ConfigError(f"study {study_name!r} was started without a worker source (teacher and data config),"
                           " so no worker can rebuild it; start it from edgekd compress")
@@ -539,5 +555,4 @@ def worker_from_storage(storage: str, study_name: str, n_trials: int | None = No
     teacher = load_teacher(source.teacher, data.num_classes, data.input_shape, source.base_dir)
     if teacher is None:
         raise ModelError("the study's teacher config names a model without weights; workers need trained weights")
-    return join_study(storage, study_name, teacher.eval(), data, n_trials=n_trials, table_cache=table_cache,
-                      progress=progress)
+    return _join(rdb, storage, study_name, recipe, teacher.eval(), data, n_trials, table_cache, None, progress)

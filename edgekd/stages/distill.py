@@ -18,6 +18,7 @@ BASELINE = "student_no_kd"
 @STAGES.register("distill")
 class DistillStage(Stage):
     name = "distill"
+    distributed = True
     needs = ("teacher",)
 
     def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:

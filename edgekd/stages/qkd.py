@@ -21,6 +21,7 @@ QAT_MODEL = "student_qat"
 @STAGES.register("qkd")
 class QKDStage(Stage):
     name = "qkd"
+    distributed = True
     needs = ("teacher", "distill")
 
     def enabled(self, ctx: RunContext) -> bool:

@@ -16,6 +16,7 @@ from edgekd.stages.metrics import model_metrics
 @STAGES.register("teacher")
 class TeacherStage(Stage):
     name = "teacher"
+    distributed = True
 
     def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:
         cfg = ctx.config.stages.teacher

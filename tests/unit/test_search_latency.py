@@ -1,0 +1,116 @@
+"""Candidate latency: measured with the target's runtime, and predicted from a lookup table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgekd.config import ModelSpec, ProfileConfig
+from edgekd.errors import ConfigError
+from edgekd.search import LatencyTable, build_space, candidate_blocks, evaluate_table, measure_spec
+from edgekd.targets import load_target
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript-based exporter
+
+SHAPE = (1, 8, 8)
+FAST = ProfileConfig(warmup_runs=2, min_time_s=0.01, min_runs=5, layer_profile_runs=0)
+
+
+class Steps:
+    """A Progress that counts the steps of each task."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int | None] = {}
+        self.done: dict[str, int] = {}
+
+    def start(self, task: str, total: int | None = None) -> None:
+        self.totals[task] = total
+
+    def advance(self, task: str, steps: int = 1, status: str = "") -> None:
+        self.done[task] = self.done.get(task, 0) + steps
+
+    def finish(self, task: str) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def target():
+    return load_target("local-cpu")
+
+
+@pytest.fixture(scope="module")
+def space():
+    return build_space("plain_cnn", {"channels": [[4, 8], [8]], "kernel_size": [3]})
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, space, target) -> tuple[LatencyTable, Path, Steps]:
+    cache = tmp_path_factory.mktemp("lut") / "tables.json"
+    steps = Steps()
+    table = LatencyTable.build(space, target, SHAPE, 10, cache=cache, settings=FAST, fit_networks=1, progress=steps)
+    return table, cache, steps
+
+
+def test_measure_spec_times_the_candidate_at_batch_1(target) -> None:
+    record = measure_spec(ModelSpec(name="plain_cnn", params={"channels": [4, 8]}), target, SHAPE, 10, settings=FAST)
+    assert record.batch == 1 and record.precision == "fp32" and record.target == "local-cpu"
+    assert record.p50_ms > 0 and not record.estimated
+
+
+def test_table_covers_every_block_and_predicts(built, space) -> None:
+    table, _, steps = built
+    signatures = {b.signature for spec in space.candidates() for b in candidate_blocks(spec, SHAPE, 10)}
+    assert set(table.blocks) == signatures
+    assert list(table.overhead_ms) == ["plain_cnn@1x8x8"] and len(table.fits["plain_cnn@1x8x8"]) == 1
+    assert table.target == "local-cpu" and table.runtime.startswith("onnxruntime ")
+    assert steps.done[f"latency table · {table.target}"] == len(signatures) + 1
+    for spec in space.candidates():
+        blocks = candidate_blocks(spec, SHAPE, 10)
+        assert table.predict(spec) == pytest.approx(
+            sum(table.blocks[b.signature] for b in blocks) + table.overhead_ms["plain_cnn@1x8x8"])
+
+
+def test_table_save_load_round_trip_and_cache_reuse(built, space, target, tmp_path) -> None:
+    table, cache, _ = built
+    stored = json.loads(cache.read_text())
+    assert stored["format"] == "edgekd-latency-table/1" and list(stored["tables"]) == [table.key]
+    loaded = LatencyTable.load(cache, target, SHAPE, 10)
+    assert loaded == table
+    copy = tmp_path / "copy.json"
+    loaded.save(copy)
+    assert LatencyTable.load(copy, target, SHAPE, 10, runtime=table.runtime) == table
+    steps = Steps()
+    again = LatencyTable.build(space, target, SHAPE, 10, cache=cache, settings=FAST, fit_networks=1, progress=steps)
+    assert again.blocks == table.blocks and steps.done == {}  # nothing measured twice
+
+
+def test_evaluate_table_reports_error_on_held_out_candidates(built, target) -> None:
+    table, _, _ = built
+    held_out = [ModelSpec(name="plain_cnn", params={"channels": [4, 8], "kernel_size": 3})]
+    result = evaluate_table(table, held_out, target, settings=FAST)
+    assert set(result) == {"within_10pct", "median_abs_error", "errors"}
+    assert 0.0 <= result["within_10pct"] <= 1.0
+    (row,) = result["errors"]
+    assert row["spec"] == held_out[0].model_dump(mode="json") and row["measured_ms"] > 0
+    assert row["error"] == pytest.approx(row["predicted_ms"] / row["measured_ms"] - 1)
+
+
+def test_table_errors_are_config_errors(built, target, tmp_path) -> None:
+    table, _, _ = built
+    with pytest.raises(ConfigError, match="no block"):
+        table.predict(ModelSpec(name="plain_cnn", params={"channels": [32, 64], "kernel_size": 3}))
+    with pytest.raises(ConfigError, match="no fitted overhead"):
+        table.predict(ModelSpec(name="resnet_cifar", params={"depth": 8, "width": 4}))
+    with pytest.raises(ConfigError, match="not found"):
+        LatencyTable.load(tmp_path / "missing.json", target, SHAPE, 10)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ConfigError, match="not a latency table"):
+        LatencyTable.load(tmp_path / "bad.json", target, SHAPE, 10)
+    other = target.model_copy(update={"threads": 1 if target.threads != 1 else 2})
+    with pytest.raises(ConfigError, match="expected one latency table"):
+        LatencyTable.load(built[1], other, SHAPE, 10)
