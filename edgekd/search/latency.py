@@ -64,18 +64,25 @@ def measure_spec(spec: ModelSpec, target: TargetConfig, input_shape: tuple[int, 
         input_shape: ``(channels, height, width)`` of one input.
         num_classes: Number of output logits.
         settings: Warm-up and run counts.
-        precision: A precision of the target; the model is stored in FP32, so ``fp32`` unless the
-            runtime builds its own engine at another precision.
+        precision: A precision of the target that the runtime can time an FP32 model at (``fp32``;
+            ``fp16`` where the runtime builds its own engine, e.g. TensorRT).
         seed: Seeds the (untrained) weights.
 
     Raises:
-        ConfigError: The precision is not one of the target's.
+        ConfigError: The runtime cannot time an FP32 model at ``precision`` on this target.
         RuntimeBackendError: The runtime cannot run the model.
         TargetError: An SSH target cannot be reached.
     """
+    runtime = get_runtime(target)
+    possible = runtime.precisions_for("fp32")
+    if precision not in possible:
+        raise ConfigError(
+            f"search candidates are FP32 models, which {runtime.name} on target {target.name!r} times at"
+            f" {', '.join(possible) or 'no precision the target lists'}, not {precision}; set the search precision"
+            " to one of those (INT8 comes from the qkd stage)"
+        )
     torch.manual_seed(seed)
     model = build_model(spec, num_classes, input_shape[0]).eval()
-    runtime = get_runtime(target)
     with tempfile.TemporaryDirectory(prefix="edgekd-search-") as tmp:
         if runtime.model_format == "checkpoint":
             path = Path(tmp) / "candidate.pt"

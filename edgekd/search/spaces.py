@@ -185,6 +185,7 @@ class ResNetSpace(SearchSpace):
 
     family = "resnet_cifar"
     choices_model = ResNetChoices
+    choices: ResNetChoices
 
     def options(self) -> dict[str, list[Any]]:
         return {"depth": list(self.choices.depth), "width": list(self.choices.width)}
@@ -222,6 +223,7 @@ class MobileNetSpace(SearchSpace):
 
     family = "mobilenet"
     choices_model = MobileNetChoices
+    choices: MobileNetChoices
 
     def _check(self, where: str) -> None:
         stages, channel_stages = len(self.choices.blocks), len(self.choices.channels)
@@ -281,6 +283,7 @@ class PlainSpace(SearchSpace):
 
     family = "plain_cnn"
     choices_model = PlainChoices
+    choices: PlainChoices
 
     def options(self) -> dict[str, list[Any]]:
         return {

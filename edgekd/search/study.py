@@ -14,7 +14,7 @@ import hashlib
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,14 +66,15 @@ class SearchSettings(StrictModel):
     proxy: ProxyConfig = ProxyConfig()
     profile: ProfileConfig = QUICK_PROFILE
     """Timing settings of each measured candidate (and of the table's blocks)."""
-    precision: str = "fp32"
-    """Precision the candidates are timed at; a precision of the target."""
+    precision: Literal["fp32", "fp16"] = "fp32"
+    """Precision the (FP32) candidates are timed at: ``fp16`` where the runtime builds its own
+    engine (TensorRT, torch on CUDA); INT8 is the qkd stage's."""
     table_fit_networks: PositiveInt = 4
     """Networks measured to fit the table's overhead."""
     table_holdout: int = Field(8, ge=0)
     """Candidates measured after the search to report the table's prediction error."""
     seed: int = 0
-    """Seeds the sampler of the study's first run (joining workers draw their own)."""
+    """Seeds the sampler of :func:`run_search` (joining workers draw their own) and picks the table's networks."""
 
 
 class WorkerSource(StrictModel):
@@ -122,7 +123,7 @@ class SearchResult:
     study_name: str
     storage: str
     best_measured_ms: float | None = None
-    table_eval: dict[str, Any] | None = field(default=None)
+    table_eval: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (``best`` as ``{"name", "params"}``)."""
@@ -152,7 +153,9 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
             cannot be reached; one line that names the URL without its password.
     """
     dialect = url.split(":", 1)[0].split("+", 1)[0]
-    connect_args = {"timeout": 30} if dialect == "sqlite" else {"connect_timeout": 10}
+    connect_args = {"timeout": 30} if dialect == "sqlite" else {}
+    if dialect in ("postgresql", "mysql", "mariadb"):
+        connect_args = {"connect_timeout": 10}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -220,7 +223,9 @@ def _recipe(space: SearchSpace, settings: SearchSettings, target: TargetConfig, 
 
 def _same_search(stored: dict[str, Any], recipe: dict[str, Any]) -> list[str]:
     """The parts in which a stored recipe differs from a new one (``n_trials`` may change)."""
-    differ = [key for key in ("space", "target", "data") if stored.get(key) != recipe[key]]
+    differ = [key for key in ("space", "data") if stored.get(key) != recipe[key]]
+    if {**stored.get("target", {}), "description": ""} != {**recipe["target"], "description": ""}:
+        differ.append("target")
     old = {k: v for k, v in stored.get("settings", {}).items() if k != "n_trials"}
     new = {k: v for k, v in recipe["settings"].items() if k != "n_trials"}
     return differ + [f"settings.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]

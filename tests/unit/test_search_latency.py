@@ -114,3 +114,8 @@ def test_table_errors_are_config_errors(built, target, tmp_path) -> None:
     other = target.model_copy(update={"threads": 1 if target.threads != 1 else 2})
     with pytest.raises(ConfigError, match="expected one latency table"):
         LatencyTable.load(built[1], other, SHAPE, 10)
+
+
+def test_candidates_are_timed_at_a_precision_the_runtime_can_give_an_fp32_model(target) -> None:
+    with pytest.raises(ConfigError, match="times at fp32, not int8"):
+        measure_spec(ModelSpec(name="plain_cnn", params={"channels": [4, 8]}), target, SHAPE, 10, precision="int8")
