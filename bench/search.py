@@ -99,7 +99,20 @@ def _teacher(folder: Path, data_cfg: DataConfig) -> TeacherConfig:
 
 def workers(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    folder = Path(tempfile.mkdtemp(prefix="edgekd-bench-search-"))
+    with tempfile.TemporaryDirectory(prefix="edgekd-bench-search-") as tmp:
+        rows = _race(Path(tmp), args)
+    print(f"{args.trials} trials, MobileNet space, KD proxy {args.epochs} epoch(s) on {args.data_fraction:.0%} of"
+          f" digits {args.image_size}x{args.image_size}, latency from a table, torch threads {args.threads} per"
+          f" worker, {os.cpu_count()} CPUs\n")
+    print("| workers | wall s | trials per worker |")
+    print("|---:|---:|---|")
+    for row in rows:
+        print(f"| {row['workers']} | {row['wall_s']:.1f} | {', '.join(map(str, row['trials']))} |")
+    print(f"\ntwo workers / one worker wall time: {rows[1]['wall_s'] / rows[0]['wall_s']:.2f}")
+
+
+def _race(folder: Path, args: argparse.Namespace) -> list[dict]:
+    """Run the same study to ``args.trials`` with one worker process, then with two."""
     data_cfg = DataConfig(kind="digits", image_size=args.image_size)
     source = WorkerSource(teacher=_teacher(folder, data_cfg), data=data_cfg, seed=0)
     data = load_data(data_cfg, 0)
@@ -123,15 +136,7 @@ def workers(args: argparse.Namespace) -> None:
             sys.exit(f"a worker failed with {count} workers")
         trials = [len(out) for out in outputs]
         rows.append({"workers": count, "wall_s": wall, "trials": trials})
-
-    print(f"{args.trials} trials, MobileNet space, KD proxy {args.epochs} epoch(s) on {args.data_fraction:.0%} of"
-          f" digits {args.image_size}x{args.image_size}, latency from a table, torch threads {args.threads} per"
-          f" worker, {os.cpu_count()} CPUs\n")
-    print("| workers | wall s | trials per worker |")
-    print("|---:|---:|---|")
-    for row in rows:
-        print(f"| {row['workers']} | {row['wall_s']:.1f} | {', '.join(map(str, row['trials']))} |")
-    print(f"\ntwo workers / one worker wall time: {rows[1]['wall_s'] / rows[0]['wall_s']:.2f}")
+    return rows
 
 
 def worker_process(storage: str, study: str, cache: str, threads: str) -> None:

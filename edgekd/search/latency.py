@@ -104,20 +104,20 @@ class _Copies(nn.Module):
         return tuple(copy(x) for copy in self.copies)
 
 
-def _time_onnx(module: nn.Module, input_shape: tuple[int, int, int], runtime: Runtime, settings: ProfileConfig,
-               name: str) -> LatencyRecord:
+def _time_onnx(module: nn.Module, block: Block, runtime: Runtime, settings: ProfileConfig,
+               precision: str) -> LatencyRecord:
     with tempfile.TemporaryDirectory(prefix="edgekd-block-") as tmp:
         path = Path(tmp) / "block.onnx"
-        export_onnx(module.eval(), input_shape, path)
-        return runtime.profile(path, model_name=name, batch=1, precision="fp32", settings=settings)
+        export_onnx(module.eval(), block.input_shape, path)
+        return runtime.profile(path, model_name=block.signature, batch=1, precision=precision, settings=settings)
 
 
-def _block_ms(block: Block, runtime: Runtime, settings: ProfileConfig, copies: int,
+def _block_ms(block: Block, runtime: Runtime, settings: ProfileConfig, precision: str, copies: int,
               alone: LatencyRecord | None = None) -> float:
     """The block's marginal time, ``(T_copies - T_1) / (copies - 1)``."""
     torch.manual_seed(0)
-    single = alone or _time_onnx(block.build(), block.input_shape, runtime, settings, block.signature)
-    many = _time_onnx(_Copies(block, copies), block.input_shape, runtime, settings, block.signature)
+    single = alone or _time_onnx(block.build(), block, runtime, settings, precision)
+    many = _time_onnx(_Copies(block, copies), block, runtime, settings, precision)
     return (many.p50_ms - single.p50_ms) / (copies - 1)
 
 
@@ -136,13 +136,14 @@ def _fit_key(family: str, input_shape: Sequence[int]) -> str:
 
 @dataclass
 class LatencyTable:
-    """Block latencies of one target, runtime version and host, and the fitted network overheads.
+    """Block latencies of one target, runtime version, host and precision, and the fitted network overheads.
 
     Attributes:
         target: The target's name.
         runtime: Runtime name and version, e.g. ``onnxruntime 1.32.0``.
         host: The machine that ran the timings (this one for local targets, else the board).
         target_digest: Hash of the target's settings (providers, threads, ...).
+        precision: The precision everything was timed at.
         input_shape: The network input the table predicts for.
         num_classes: The network output the table predicts for.
         copies: ``K`` of the marginal block time.
@@ -156,6 +157,7 @@ class LatencyTable:
     runtime: str
     host: str
     target_digest: str
+    precision: str
     input_shape: tuple[int, int, int]
     num_classes: int
     copies: int = 4
@@ -165,17 +167,18 @@ class LatencyTable:
 
     @property
     def key(self) -> str:
-        """What the table is cached under: target, runtime version, host and target settings."""
-        return f"{self.target}|{self.runtime}|{self.host}|{self.target_digest}"
+        """What the table is cached under: target, runtime version, host, target settings, precision."""
+        return f"{self.target}|{self.runtime}|{self.host}|{self.target_digest}|{self.precision}"
 
     @classmethod
     def build(cls, space: SearchSpace, target: TargetConfig, input_shape: tuple[int, int, int], num_classes: int, *,
-              cache: Path | None = None, settings: ProfileConfig = QUICK_PROFILE, copies: int = 4,
-              fit_networks: int = 4, seed: int = 0, progress: Progress = NullProgress()) -> LatencyTable:
+              cache: Path | None = None, settings: ProfileConfig = QUICK_PROFILE, precision: str = "fp32",
+              copies: int = 4, fit_networks: int = 4, seed: int = 0,
+              progress: Progress = NullProgress()) -> LatencyTable:
         """Time every distinct block of ``space`` and fit the family's overhead on a few networks.
 
         With ``cache``, blocks and overheads already in the cache file for this target, runtime
-        version, host and target settings are reused, and what is measured is added to it.
+        version, host, target settings and precision are reused, and what is measured is added.
 
         Args:
             space: The candidates to cover.
@@ -184,6 +187,7 @@ class LatencyTable:
             num_classes: Number of output logits.
             cache: A table file to reuse and extend; ``None`` measures everything, saves nothing.
             settings: Timing settings of each block and network.
+            precision: The precision to time at (see :func:`measure_spec`).
             copies: ``K`` of the marginal block time (at least 2).
             fit_networks: Networks measured to fit the overhead (at least 1).
             seed: Picks the fit networks.
@@ -206,10 +210,11 @@ class LatencyTable:
             for block in candidate_blocks(spec, input_shape, num_classes):
                 unique.setdefault(block.signature, block)
         first = next(iter(unique.values()))
-        probe = _time_onnx(first.build(), first.input_shape, runtime, settings, first.signature)
+        # Timing one block tells the runtime's version, part of the cache key (remote boards too).
+        probe = _time_onnx(first.build(), first, runtime, settings, precision)
         table = cls(target=target.name, runtime=f"{probe.runtime} {probe.runtime_version}", host=_host(target),
-                    target_digest=_target_digest(target), input_shape=tuple(input_shape), num_classes=num_classes,
-                    copies=copies)
+                    target_digest=_target_digest(target), precision=precision, input_shape=tuple(input_shape),
+                    num_classes=num_classes, copies=copies)
         if cache is not None and Path(cache).is_file():
             table._merge(_read_tables(Path(cache)).get(table.key, {}), cache)
         missing = [block for signature, block in unique.items() if signature not in table.blocks]
@@ -219,7 +224,7 @@ class LatencyTable:
         progress.start(task, total=len(missing) + len(fit_specs))
         for block in missing:
             alone = probe if block is first else None
-            table.blocks[block.signature] = _block_ms(block, runtime, settings, copies, alone)
+            table.blocks[block.signature] = _block_ms(block, runtime, settings, precision, copies, alone)
             progress.advance(task, status=block.signature)
         if fit_specs:
             table._fit(fit_key, fit_specs, target, settings, progress, task)
@@ -232,7 +237,8 @@ class LatencyTable:
              progress: Progress, task: str) -> None:
         rows = []
         for spec in specs:
-            measured = measure_spec(spec, target, self.input_shape, self.num_classes, settings=settings).p50_ms
+            measured = measure_spec(spec, target, self.input_shape, self.num_classes, settings=settings,
+                                    precision=self.precision).p50_ms
             rows.append({"spec": spec.model_dump(mode="json"), "measured_ms": measured, "blocks_ms": self._sum(spec)})
             progress.advance(task, status=f"network {len(rows)}/{len(specs)}")
         self.overhead_ms[fit_key] = statistics.median(row["measured_ms"] - row["blocks_ms"] for row in rows)
@@ -269,20 +275,22 @@ class LatencyTable:
         tables = _read_tables(path) if path.is_file() else {}
         tables[self.key] = {
             "target": self.target, "runtime": self.runtime, "host": self.host, "target_digest": self.target_digest,
-            "copies": self.copies, "blocks": self.blocks, "overhead_ms": self.overhead_ms, "fits": self.fits,
+            "precision": self.precision, "copies": self.copies, "blocks": self.blocks,
+            "overhead_ms": self.overhead_ms, "fits": self.fits,
         }
         atomic_write_json(path, {"format": TABLE_FORMAT, "tables": tables})
 
     @classmethod
     def load(cls, path: Path, target: TargetConfig, input_shape: tuple[int, int, int], num_classes: int, *,
-             runtime: str | None = None) -> LatencyTable:
-        """The table of ``target`` (its current settings, this host) stored in ``path``.
+             precision: str = "fp32", runtime: str | None = None) -> LatencyTable:
+        """The table of ``target`` (its current settings, this host) at ``precision`` stored in ``path``.
 
         Args:
             path: A file written by :meth:`save` or :meth:`build`.
             target: The target the table was built for.
             input_shape: The network input to predict for.
             num_classes: The network output to predict for.
+            precision: The precision the table was timed at.
             runtime: ``name version`` to pick when the file has tables of several runtime versions.
 
         Raises:
@@ -293,16 +301,16 @@ class LatencyTable:
         entries = {
             key: entry for key, entry in _read_tables(Path(path)).items()
             if entry["target"] == target.name and entry["host"] == host and entry["target_digest"] == digest
-            and runtime in (None, entry["runtime"])
+            and entry["precision"] == precision and runtime in (None, entry["runtime"])
         }
         if len(entries) != 1:
             found = "none" if not entries else ", ".join(sorted(e["runtime"] for e in entries.values()))
             raise ConfigError(
-                f"{path}: expected one latency table of target {target.name!r} with its current settings on"
-                f" {host} (found: {found}); rebuild it, or name the runtime version"
+                f"{path}: expected one {precision} latency table of target {target.name!r} with its current"
+                f" settings on {host} (found: {found}); rebuild it, or name the runtime version"
             )
         entry = next(iter(entries.values()))
-        table = cls(target=target.name, runtime=entry["runtime"], host=host, target_digest=digest,
+        table = cls(target=target.name, runtime=entry["runtime"], host=host, target_digest=digest, precision=precision,
                     input_shape=tuple(input_shape), num_classes=num_classes, copies=entry["copies"])
         table._merge(entry, path)
         return table
@@ -363,7 +371,8 @@ def evaluate_table(table: LatencyTable, held_out: Sequence[ModelSpec], target: T
     errors = []
     for spec in held_out:
         predicted = table.predict(spec)
-        measured = measure_spec(spec, target, table.input_shape, table.num_classes, settings=settings).p50_ms
+        measured = measure_spec(spec, target, table.input_shape, table.num_classes, settings=settings,
+                                precision=table.precision).p50_ms
         errors.append({"spec": spec.model_dump(mode="json"), "predicted_ms": predicted, "measured_ms": measured,
                        "error": predicted / measured - 1.0})
         progress.advance(task)

@@ -376,8 +376,8 @@ def choose(rows: list[dict[str, Any]], sampler: str) -> dict[str, Any]:
 def _table(space: SearchSpace, target: TargetConfig, data: DataSplits, settings: SearchSettings,
            cache: Path | None, progress: Progress) -> LatencyTable:
     return LatencyTable.build(space, target, data.input_shape, data.num_classes, cache=cache or default_table_cache(),
-                              settings=settings.profile, fit_networks=settings.table_fit_networks,
-                              seed=settings.seed, progress=progress)
+                              settings=settings.profile, precision=settings.precision,
+                              fit_networks=settings.table_fit_networks, seed=settings.seed, progress=progress)
 
 
 def start_study(space: SearchSpace, data: DataSplits, target: TargetConfig, settings: SearchSettings, *,

@@ -112,8 +112,10 @@ def test_table_errors_are_config_errors(built, target, tmp_path) -> None:
     with pytest.raises(ConfigError, match="not a latency table"):
         LatencyTable.load(tmp_path / "bad.json", target, SHAPE, 10)
     other = target.model_copy(update={"threads": 1 if target.threads != 1 else 2})
-    with pytest.raises(ConfigError, match="expected one latency table"):
+    with pytest.raises(ConfigError, match="expected one fp32 latency table"):
         LatencyTable.load(built[1], other, SHAPE, 10)
+    with pytest.raises(ConfigError, match="expected one fp16 latency table"):
+        LatencyTable.load(built[1], target, SHAPE, 10, precision="fp16")
 
 
 def test_candidates_are_timed_at_a_precision_the_runtime_can_give_an_fp32_model(target) -> None:
