@@ -225,6 +225,24 @@ def report(run_dir: Annotated[Path, typer.Argument(help="The folder of a finishe
         raise typer.Exit(EXIT_BUDGET_MISSED)
 
 
+@app.command("search-worker")
+@user_errors
+def search_worker(
+    storage: Annotated[str, typer.Option("--storage", help="The study's SQLAlchemy URL (sqlite:///…/search.db, postgresql://…).")],
+    study: Annotated[str, typer.Option("--study", help="The study name (report.json: search.study_name).")],
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Run at most this many trials (default: until the study is complete).")] = None,
+) -> None:
+    """Join a running student search from another process or machine: trials are shared through the storage."""
+    from edgekd.search import worker_from_storage
+
+    progress = make_progress(err)
+    try:
+        done = worker_from_storage(storage, study, trials, progress=progress)
+    finally:
+        progress.close()
+    out.print(f"this worker finished {len(done)} trial(s) of study {study}: {done}", markup=False)
+
+
 @app.command()
 def methods() -> None:
     """List the distillation losses with their papers."""

@@ -118,8 +118,11 @@ class DistillConfig(StrictModel):
     """Teacher → assistants (in order) → student; each step trains with ``losses`` plus
     ``ce_weight`` × cross-entropy on the labels."""
 
-    assistants: list[ModelSpec] = Field(default_factory=list)
-    student: ModelSpec
+    assistants: list[ModelSpec] | Literal["auto"] = Field(default_factory=list)
+    """The assistants in order, or ``auto``: chains of 0–2 assistants of the teacher's family are
+    scored with the KD proxy and the best is used (Mirzadeh et al. 2020: the capacity gap decides)."""
+    student: ModelSpec | None = None
+    """Required unless ``stages.search`` picks the student."""
     losses: list[LossSpec] = Field(default_factory=_hinton_default)
     ce_weight: float = Field(0.1, ge=0)
     train: TrainConfig = TrainConfig()
@@ -185,13 +188,45 @@ class QKDConfig(StrictModel):
     max_accuracy_drop: float = Field(0.01, ge=0, le=1)
 
 
+class SearchConfig(StrictModel):
+    """Architecture-aware student search (Search to Distill, Liu et al. 2020): the student this
+    teacher teaches best within a latency budget on a target; it becomes the distill stage's student."""
+
+    space: str = "plain_cnn"
+    """A registered search space: ``plain_cnn``, ``resnet_cifar``, ``mobilenet``."""
+    choices: dict[str, Any] = Field(default_factory=dict)
+    """The space's choices, e.g. ``{channels: [[8, 16], [16, 32]]}``; empty: the space's defaults."""
+    target: str | None = None
+    """A profiled target; default the first of ``stages.profile.targets``."""
+    budget_ms: PositiveFloat | None = None
+    """p50 budget at batch 1; default ``budgets.max_latency_p50_ms`` of the target."""
+    trials: PositiveInt = 12
+    sampler: Literal["tpe", "nsga2"] = "tpe"
+    latency: Literal["measured", "table"] = "measured"
+    reward: dict[str, Any] = Field(default_factory=dict)
+    """``w_under`` / ``w_over`` exponents of ACC × (LAT/T)^w (default −0.07 both: MnasNet's soft form)."""
+    proxy: dict[str, Any] = Field(default_factory=dict)
+    """The KD proxy that scores a candidate: ``epochs``, ``data_fraction``, ``lr``, ``losses``, …"""
+    storage: str | None = None
+    """Any SQLAlchemy URL that several ``edgekd search-worker`` can share; default SQLite in the run folder."""
+    study_name: str | None = None
+
+
 class StagesConfig(StrictModel):
     teacher: TeacherConfig
+    search: SearchConfig | None = None
+    """Absent: the distill stage's ``student`` is used as given."""
     distill: DistillConfig
     qkd: QKDConfig | None = None
     """Absent: no INT8 model."""
     export: ExportConfig = ExportConfig()
     profile: ProfileConfig = ProfileConfig()
+
+    @model_validator(mode="after")
+    def _a_student(self) -> StagesConfig:
+        if self.distill.student is None and self.search is None:
+            raise ValueError("distill.student is required unless stages.search picks the student")
+        return self
 
 
 class BudgetsConfig(StrictModel):

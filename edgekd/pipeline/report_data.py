@@ -46,7 +46,13 @@ def build_report(manifest: Manifest) -> dict[str, Any]:
         },
     }
     report["int8_layers"] = _int8_layer_comparisons(report["latency"])
+    report["search"] = _search_summary(stages)
+    report["assistants_tried"] = stages.get("distill", {}).get("outputs", {}).get("assistants_tried")
     report["budgets"] = evaluate_budgets(config.budgets, report)
+    if report["search"] is not None:  # no candidate within the budget: the run exits 1
+        search = report["search"]
+        report["budgets"].append({"name": f"search_budget_ms@{search['target']}", "limit": search["budget_ms"],
+                                  "value": search["best_trial"]["latency_ms"], "ok": search["met_budget"]})
     return report
 
 
@@ -62,3 +68,11 @@ def _int8_layer_comparisons(latency: list[dict[str, Any]]) -> list[dict[str, Any
         for (model, target, batch) in by_key
         if model == FP32_MODEL and (QKD_MODEL, target, batch) in by_key
     ]
+
+
+def _search_summary(stages: dict[str, Any]) -> dict[str, Any] | None:
+    """The search stage's result with the target it ran on, or ``None`` without a search."""
+    outputs = stages.get("search", {}).get("outputs")
+    if outputs is None:
+        return None
+    return {**outputs["result"], "target": outputs["target"]}

@@ -96,6 +96,17 @@ def _latency(report: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _search(report: dict[str, Any]) -> list[str]:
+    parts = []
+    search = report.get("search")
+    if search:
+        parts += ["<h2>Student search</h2>", _note(tables.search_line(search)), plots.search_svg(search),
+                  _table(tables.search_table(search))]
+    if report.get("assistants_tried"):
+        parts += ["<h2>Teacher assistants (auto)</h2>", _table(tables.assistants_table(report["assistants_tried"]))]
+    return parts
+
+
 def _quantization(report: dict[str, Any]) -> list[str]:
     parts = ["<h2>Quantization</h2>", _table(tables.quantization_table(report))]
     if report.get("precision_choice"):
@@ -133,6 +144,7 @@ def render_html(report: dict[str, Any]) -> str:
         "<h2>Models</h2>",
         _table(tables.model_table(report)),
         f"<p>{escape(gain)}</p>" if gain else "",
+        *_search(report),
         "<h2>Accuracy vs latency</h2>",
         *_accuracy_plots(report),
         "<h2>Latency</h2>",

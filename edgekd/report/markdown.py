@@ -91,6 +91,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         "### Models",
         _table(tables.model_table(report)),
     ]
+    if report.get("search"):
+        blocks += ["### Student search", _cell(tables.search_line(report["search"])),
+                   _table(tables.search_table(report["search"]))]
+    if report.get("assistants_tried"):
+        blocks += ["### Teacher assistants (auto)", _table(tables.assistants_table(report["assistants_tried"]))]
     gain = tables.kd_gain_line(report)
     if gain:
         blocks.append(_cell(gain))

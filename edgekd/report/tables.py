@@ -353,6 +353,45 @@ def int8_layer_summary(comparison: dict[str, Any]) -> str:
             "Times are the profiler's per-kernel means over the top profiled layers.")
 
 
+# --- search ---------------------------------------------------------------------------------
+
+
+def search_line(search: dict[str, Any]) -> str:
+    best = search["best"]
+    verdict = "within" if search["met_budget"] else "NOT within (no candidate was: the fastest is kept)"
+    line = (f"Searched {len(search['trials'])} students ({search['sampler']}, latency {search['latency']}) on "
+            f"{search['target']}: chose {best['name']} {best['params']}, p50 {fmt_ms(search['best_trial']['latency_ms'])}"
+            f" ms, {verdict} the {fmt_ms(search['budget_ms'])} ms budget; KD-proxy accuracy "
+            f"{fmt_percent(search['best_trial']['accuracy'])}.")
+    table_eval = search.get("table_eval")
+    if table_eval:
+        line += (f" Lookup-table predictions within 10% of measured p50 for {fmt_percent(table_eval['within_10pct'])}"
+                 f" of held-out candidates (median error {fmt_percent(table_eval['median_abs_error'])}).")
+    return line
+
+
+def search_table(search: dict[str, Any], top: int = 12) -> Table:
+    """Trial | Student | Proxy accuracy | p50 ms | Reward | Budget, best reward first."""
+    table = Table(("Trial", "Student", "Proxy accuracy", "p50 ms", "Reward", "Within budget"), "llrrrl")
+    chosen = search["best_trial"]["number"]
+    for row in sorted(search["trials"], key=lambda r: -(r["reward"] or 0))[:top]:
+        table.add(str(row["number"]), f"{row['spec']['name']} {row['spec']['params']}", fmt_percent(row["accuracy"]),
+                  fmt_ms(row["latency_ms"]), f"{row['reward']:.4f}", "yes" if row["met_budget"] else "no",
+                  tags="deployable" if row["number"] == chosen else "")
+    return table
+
+
+def assistants_table(tried: list[dict[str, Any]]) -> Table:
+    """Assistants | Their proxy accuracy | Student proxy accuracy | Chosen."""
+    table = Table(("Assistants", "Assistant accuracy", "Student accuracy", "Chosen"), "lrrl")
+    for row in tried:
+        names = ", ".join(f"{a['name']} {a['params']}" for a in row["assistants"]) or "none (teacher → student)"
+        accs = ", ".join(fmt_percent(a) for a in row["assistant_accuracy"]) or MISSING
+        table.add(names, accs, fmt_percent(row["student_accuracy"]), "yes" if row["chosen"] else "",
+                  tags="deployable" if row["chosen"] else "")
+    return table
+
+
 def parity_table(report: dict[str, Any]) -> Table:
     """Model | Max abs diff | Top-1 agreement | Samples: the exported model against torch."""
     table = Table(("Model", "Max abs diff", "Top-1 agreement", "Samples"), "lrrr")

@@ -1,9 +1,9 @@
 """One thin file per stage: binds its typed config to the domain packages and declares its inputs."""
 
-from edgekd.stages import distill, export, profile, qkd, teacher  # noqa: F401  (registers the stages)
+from edgekd.stages import distill, export, profile, qkd, search, teacher  # noqa: F401  (registers the stages)
 from edgekd.stages.deploy import choose_deployable, published_models
 from edgekd.stages.preflight import preflight
 
-PIPELINE_ORDER = ("teacher", "distill", "qkd", "export", "profile")
+PIPELINE_ORDER = ("teacher", "search", "distill", "qkd", "export", "profile")
 
 __all__ = ["PIPELINE_ORDER", "choose_deployable", "preflight", "published_models"]

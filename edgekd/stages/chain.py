@@ -6,17 +6,16 @@ from pathlib import Path
 
 from torch import nn
 
-from edgekd.config import ModelSpec, PipelineConfig
+from edgekd.config import ModelSpec
 from edgekd.pipeline.stage import RunContext, StageRecord
 
 TEACHER_CHECKPOINT = "teacher.pt"
 
 
-def chain(config: PipelineConfig) -> list[tuple[str, ModelSpec]]:
+def chain(assistants: list[ModelSpec], student: ModelSpec) -> list[tuple[str, ModelSpec]]:
     """The models the distill stage trains, in order: assistant_1 … assistant_n, student."""
-    distill = config.stages.distill
-    names = [(f"assistant_{i}", spec) for i, spec in enumerate(distill.assistants, start=1)]
-    return [*names, ("student", distill.student)]
+    names = [(f"assistant_{i}", spec) for i, spec in enumerate(assistants, start=1)]
+    return [*names, ("student", student)]
 
 
 def checkpoint_name(model_name: str) -> str:

@@ -28,13 +28,16 @@ def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Pat
             raise ConfigError(f"stages.teacher.{field}: {path} does not exist (relative paths start at {base_dir})")
     distill = config.stages.distill
     learners = []
-    for i, spec in enumerate(distill.assistants):
+    for i, spec in enumerate([] if distill.assistants == "auto" else distill.assistants):
         learners.append(_named(lambda spec=spec: build_model(spec, 2, 1), f"stages.distill.assistants.{i}"))
-    student = _named(lambda: build_model(distill.student, 2, 1), "stages.distill.student")
+    if distill.student is not None:  # else the search stage picks it
+        student = _named(lambda: build_model(distill.student, 2, 1), "stages.distill.student")
+        learners += [student] * distill.generations
     untappable = ("a TorchScript module" if teacher.torchscript else
                   "a torch.export archive" if teacher.export_archive else None)
-    check_losses(distill.losses, "stages.distill", teacher_model, learners + [student] * distill.generations,
-                 untappable)
+    check_losses(distill.losses, "stages.distill", teacher_model, learners, untappable)
+    if config.stages.search is not None:
+        _check_search(config, targets)
 
     names = [t.name for t in targets]
     for target_name in config.budgets.max_latency_p50_ms:
@@ -47,6 +50,16 @@ def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Pat
         problems = get_runtime(target).check()
         if problems:
             raise TargetError(f"target {target.name}: {'; '.join(problems)}")
+
+
+def _check_search(config: PipelineConfig, targets: list[TargetConfig]) -> None:
+    from edgekd.search import build_space
+    from edgekd.stages.search import search_target, settings
+
+    search = config.stages.search
+    build_space(search.space, search.choices, "stages.search.choices")
+    search_target(config, targets)
+    settings(config)
 
 
 def _named(build, where: str):
