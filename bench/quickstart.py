@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 
-def run(seed: int, out: Path, overrides: list[str]) -> dict:
+def run(pipeline: str, seed: int, out: Path, overrides: list[str]) -> dict:
     run_dir = out / f"seed{seed}"
-    cmd = [sys.executable, "-m", "edgekd", "compress", "quickstart", "--out", str(run_dir), "--fresh",
+    cmd = [sys.executable, "-m", "edgekd", "compress", pipeline, "--out", str(run_dir), "--fresh",
            "--set", f"seed={seed}", "--set", "stages.distill.baseline=true"]
     for item in overrides:
         cmd += ["--set", item]
@@ -44,11 +44,12 @@ def mean_std(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", default="quickstart", help="a built-in pipeline or YAML path")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path(".bench/quickstart"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to edgekd --set")
     args = parser.parse_args()
-    results = [run(seed, args.out, args.overrides) for seed in args.seeds]
+    results = [run(args.pipeline, seed, args.out, args.overrides) for seed in args.seeds]
     names = ("teacher", "assistant_1", "student", "student_no_kd", "student_int8", "student_ptq", "student_qat")
     present = [n for n in names if n in results[0]["report"]["models"]]
 
@@ -64,6 +65,12 @@ def main() -> None:
         print(f"  {name:14s} {mean_std([r['report']['models'][name]['accuracy'] * 100 for r in results])}")
     models = results[0]["report"]["models"]
     print(f"params teacher / student: {models['teacher']['params'] / models['student']['params']:.0f}×")
+    for r in results:
+        search = r["report"].get("search")
+        if search:
+            print(f"seed {r['seed']} searched student: {search['best']['params']} · p50 "
+                  f"{search['best_trial']['latency_ms']:.4f} ms · budget {search['budget_ms']} ms · met "
+                  f"{search['met_budget']} · final accuracy {r['report']['models']['student']['accuracy']:.2%}")
     if "student_int8" in models:
         print(f"INT8 / FP32 ONNX size: {models['student_int8']['size_bytes'] / models['student']['size_bytes']:.3f}"
               f" ({models['student_int8']['size_bytes']:,} / {models['student']['size_bytes']:,} bytes)")
