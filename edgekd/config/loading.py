@@ -85,7 +85,13 @@ def validate(model: type[M], data: dict[str, Any], source: str | Path) -> M:
         raise ConfigError(f"{source}: {_describe(model, first)}") from None
 
 
+def _field_path(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``loc`` without pydantic's union-member tags such as ``list[ModelSpec]``."""
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or "(" in p)))
+
+
 def _describe(model: type[BaseModel], error: dict[str, Any]) -> str:
+    error = {**error, "loc": _field_path(error["loc"])}
     loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
         known = _known_keys(model, error["loc"][:-1])

@@ -225,7 +225,7 @@ class StagesConfig(StrictModel):
     @model_validator(mode="after")
     def _a_student(self) -> StagesConfig:
         if self.distill.student is None and self.search is None:
-            raise ValueError("distill.student is required unless stages.search picks the student")
+            raise ValueError("distill.student: required key is missing (or add stages.search to pick the student)")
         return self
 
 

@@ -208,7 +208,7 @@ def test_wrong_type_for_a_whole_section() -> None:
 def test_missing_required_key() -> None:
     assert "name: required key is missing" in config_error(mutated(lambda d: d.pop("name")))
     message = config_error(mutated(lambda d: d["stages"]["distill"].pop("student")))
-    assert "stages.distill.student: required key is missing" in message
+    assert "stages: distill.student: required key is missing (or add stages.search" in message
 
 
 def test_teacher_with_two_sources() -> None:
