@@ -45,7 +45,8 @@ class QKDStage(Stage):
         seed = ctx.config.seed
         batch_size = ctx.config.data.batch_size
         teacher = load_teacher_module(ctx, inputs["teacher"])
-        student = load_checkpoint(inputs["distill"].dir / checkpoint_name("student")).module
+        loaded = load_checkpoint(inputs["distill"].dir / checkpoint_name("student"))
+        student = loaded.module
         check_same_classes(student, teacher, data)
         calib = data.train.tensors[0][: cfg.calibration_samples]
         ensure_nncf_extension(ctx.progress.note)
@@ -62,7 +63,7 @@ class QKDStage(Stage):
             losses=build_losses(cfg.losses, "stages.qkd"), ce_weight=cfg.ce_weight,
             teacher_cfg=cfg.co_studying_teacher, batch_size=batch_size, seed=seed, progress=ctx.progress,
         )
-        arch = _architecture(student, data.input_shape)
+        arch = {"family": loaded.spec.name if loaded.spec else "user", **_architecture(student, data.input_shape)}
         models = {QKD_MODEL: self._finish(ctx, qstudent, work_dir / f"{QKD_MODEL}.onnx", arch, role="quantized",
                                           method="qkd")}
         histories: dict[str, Any] = {QKD_MODEL: {"phases": result.phases, "teacher": result.teacher_history}}
@@ -89,7 +90,7 @@ class QKDStage(Stage):
                                              method="nncf-qat")
         return {"models": models, "history": histories}
 
-    def _finish(self, ctx: RunContext, qmodel: torch.nn.Module, path: Path, arch: dict[str, int], *, role: str,
+    def _finish(self, ctx: RunContext, qmodel: torch.nn.Module, path: Path, arch: dict[str, Any], *, role: str,
                 method: str) -> dict[str, Any]:
         """Export a trained quantized model to INT8 ONNX at ``path`` and describe it."""
         from edgekd.export import check_parity
@@ -108,7 +109,7 @@ class QKDStage(Stage):
         return described
 
     @staticmethod
-    def _describe(ctx: RunContext, path: Path, arch: dict[str, int], *, role: str, method: str) -> dict[str, Any]:
+    def _describe(ctx: RunContext, path: Path, arch: dict[str, Any], *, role: str, method: str) -> dict[str, Any]:
         import onnx
 
         from edgekd.export import onnx_accuracy
@@ -118,7 +119,6 @@ class QKDStage(Stage):
         violations = check_tensorrt_qdq(onnx.load(str(path)))
         return {
             "role": role,
-            "family": ctx.config.stages.distill.student.name,
             "method": method,
             "precision": "int8",
             "onnx": path.name,

@@ -22,6 +22,8 @@ def search_pipeline(tmp_path: Path) -> Path:
     data["stages"]["search"] = {"space": "plain_cnn", "choices": {"channels": [[4, 8], [8, 16]]}, "trials": 3,
                                 "budget_ms": 1000.0, "proxy": {"epochs": 1, "data_fraction": 0.3}}
     data["stages"]["distill"] = {"assistants": [], "train": {"epochs": 1, "lr": 0.1}}
+    data["stages"]["qkd"] = {"calibration_samples": 32, "self_studying": {"epochs": 1}, "co_studying": {"epochs": 0},
+                             "tutoring": {"epochs": 1}, "baselines": False}
     return write_pipeline(tmp_path, data)
 
 
@@ -35,6 +37,7 @@ def test_the_searched_student_is_distilled(search_pipeline: Path, tmp_path: Path
     manifest = json.loads((run_dir / "manifest.json").read_text())
     student = manifest["stages"]["distill"]["outputs"]["models"]["student"]
     assert student["family"] == search["best"]["name"] == "plain_cnn"
+    assert report["models"]["student_int8"]["family"] == "plain_cnn"  # the searched student, quantized
     chosen = search["best"]["params"]["channels"]
     assert chosen[0] in (4, 8) and chosen[1] in (8, 16)
     assert {"name": "search_budget_ms@local-cpu", "limit": 1000.0, "ok": True}.items() <= report["budgets"][-1].items()
