@@ -86,6 +86,14 @@ def _train_epochs(model: nn.Module, step: DistillStep, loader: DataLoader, cfg: 
     if world().distributed:  # gradients of the student and the losses' parameters averaged over ranks
         step.student = data_parallel(model, loss_modules)
 
+    def total_loss(x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        batch = step.inputs(x, y, indices, teacher=run_teacher)
+        logits = batch.student_logits
+        loss = ce_weight * F.cross_entropy(logits, y) if ce_weight else logits.new_zeros(())
+        for weight, loss_fn in active:
+            loss = loss + weight * loss_fn(batch)
+        return loss
+
     result = TrainResult()
     progress.start(task, total=cfg.epochs)
     for epoch in range(cfg.epochs):
@@ -93,20 +101,7 @@ def _train_epochs(model: nn.Module, step: DistillStep, loader: DataLoader, cfg: 
             loader.sampler.set_epoch(epoch)
         model.train()
         loss_modules.train()
-        running, batches = 0.0, 0
-        for x, y, indices in loader:
-            batch = step.inputs(x, y, indices, teacher=run_teacher)
-            logits = batch.student_logits
-            loss = ce_weight * F.cross_entropy(logits, y) if ce_weight else logits.new_zeros(())
-            for weight, loss_fn in active:
-                loss = loss + weight * loss_fn(batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            running += float(loss.detach())
-            batches += 1
-        entry = {"epoch": epoch + 1, "loss": running / max(batches, 1)}
+        entry = {"epoch": epoch + 1, "loss": _epoch(loader, total_loss, optimizer, scheduler)}
         if val_set is not None and len(val_set) > 0:
             entry["val_accuracy"] = evaluate(model, val_set, batch_size)
         result.history.append(entry)
@@ -138,16 +133,9 @@ class _PreTrainer:
         self._progress.start(task, total=epochs)
         for _ in range(epochs):
             self.student.train()
-            running, batches = 0.0, 0
-            for x, y, indices in self._loader:
-                loss = objective(self._step.inputs(x, y, indices, teacher=True))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                running += float(loss.detach())
-                batches += 1
-            history.append(running / max(batches, 1))
+            history.append(_epoch(
+                self._loader, lambda x, y, i: objective(self._step.inputs(x, y, i, teacher=True)), optimizer, scheduler
+            ))
             self._progress.advance(task, status=f"loss {history[-1]:.4f}")
         self._progress.finish(task)
         return history
@@ -161,6 +149,21 @@ class _PreTrainer:
             yield batch
         self._progress.advance(task)
         self._progress.finish(task)
+
+
+def _epoch(loader: DataLoader, loss_of: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+           optimizer: torch.optim.Optimizer, scheduler) -> float:
+    """One pass over ``loader``, one optimizer step per batch; the mean loss."""
+    running, batches = 0.0, 0
+    for x, y, indices in loader:
+        loss = loss_of(x, y, indices)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        running += float(loss.detach())
+        batches += 1
+    return running / max(batches, 1)
 
 
 @torch.no_grad()
