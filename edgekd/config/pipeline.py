@@ -186,6 +186,11 @@ class QKDConfig(StrictModel):
     """The deployable model: ``auto`` takes INT8 where it is faster on the first target and loses
     at most ``max_accuracy_drop`` against the FP32 student."""
     max_accuracy_drop: float = Field(0.01, ge=0, le=1)
+    int8_form: Literal["auto", "tensorrt", "onnxruntime"] = "auto"
+    """``tensorrt``: signed symmetric Q/DQ everywhere (TensorRT's explicit quantization).
+    ``onnxruntime``: unsigned after each ReLU, which ONNX Runtime fuses into QLinearConv (faster
+    there, rejected by TensorRT). ``auto``: ``onnxruntime`` when every target runs ONNX Runtime on
+    the CPU, else ``tensorrt``."""
 
 
 class SearchConfig(StrictModel):

@@ -288,6 +288,7 @@ def export_int8_onnx(
     opset: int = 17,
     *,
     qdq_before_relu: bool = True,
+    unsigned_after_relu: bool = False,
 ) -> dict[str, int]:
     """Write a quantized model as INT8 QDQ ONNX (dynamic batch, input ``input``, output
     ``logits``), atomically.
@@ -300,8 +301,11 @@ def export_int8_onnx(
     QuantizeLinear after the Relu: TensorRT's preferred form, but ONNX Runtime then runs the
     Conv in float (slower than FP32). With ``qdq_before_relu`` an exact Q/DQ pair with the
     same scale goes between them (zero point 0: ``Q(relu(x)) == relu(Q(x))``), and ONNX
-    Runtime fuses the Conv into an integer QLinearConv. The graph passes
-    :func:`~edgekd.quant.qdq_rules.check_tensorrt_qdq` either way.
+    Runtime fuses the Conv into an integer QLinearConv; the graph passes
+    :func:`~edgekd.quant.qdq_rules.check_tensorrt_qdq` either way. The Relu itself still runs as a
+    float kernel between Q/DQ pairs: ``unsigned_after_relu`` instead makes the QuantizeLinear after
+    each Relu unsigned (:func:`~edgekd.quant.onnx_graph.relu_outputs_to_uint8`, no pair inserted),
+    which ONNX Runtime folds into the QLinearConv — its fast form, not TensorRT's.
 
     Args:
         qmodel: From :func:`quantize_for_training` (trained or not) or :func:`strip`.
@@ -309,9 +313,11 @@ def export_int8_onnx(
         path: The ``.onnx`` file to write.
         opset: ONNX opset (13 or later: per-channel QuantizeLinear needs it).
         qdq_before_relu: Add the exact Q/DQ pair between Conv/Gemm and Relu (see above).
+        unsigned_after_relu: ONNX Runtime's form (see above); overrides ``qdq_before_relu``.
 
     Returns:
-        ``{"weights_folded", "qdq_before_relu", "qdq_pairs"}`` counted in the written graph.
+        ``{"weights_folded", "qdq_before_relu", "unsigned_after_relu", "qdq_pairs"}`` counted in
+        the written graph.
 
     Raises:
         ExportError: The export failed.
@@ -319,7 +325,7 @@ def export_int8_onnx(
     import onnx
 
     from edgekd.export.onnx import torch_to_onnx
-    from edgekd.quant.onnx_graph import fold_constant_quantizers, quantize_before_relu
+    from edgekd.quant.onnx_graph import fold_constant_quantizers, quantize_before_relu, relu_outputs_to_uint8
 
     model = qmodel if is_stripped(qmodel) else strip(qmodel, input_shape)
     model = model.eval()
@@ -329,7 +335,8 @@ def export_int8_onnx(
         torch_to_onnx(model, input_shape, tmp, opset)
         proto = onnx.load(str(tmp))
         info["weights_folded"] = fold_constant_quantizers(proto)
-        info["qdq_before_relu"] = quantize_before_relu(proto) if qdq_before_relu else 0
+        info["unsigned_after_relu"] = relu_outputs_to_uint8(proto) if unsigned_after_relu else 0
+        info["qdq_before_relu"] = quantize_before_relu(proto) if qdq_before_relu and not unsigned_after_relu else 0
         info["qdq_pairs"] = sum(n.op_type == "DequantizeLinear" for n in proto.graph.node)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))

@@ -197,3 +197,47 @@ def quantize_before_relu(model: onnx.ModelProto) -> int:
         del graph.node[:]
         graph.node.extend(new_nodes)
     return inserted
+
+
+def relu_outputs_to_uint8(model: onnx.ModelProto) -> int:
+    """Make each QuantizeLinear that reads a Relu unsigned (uint8, zero point 0), with its
+    DequantizeLinear readers, so that ONNX Runtime folds the Relu into the QLinearConv before it.
+
+    ONNX Runtime drops a Relu only when the QuantizeLinear after it has its zero point at the
+    type's minimum (uint8 0); with TensorRT's signed symmetric form the Relu stays a float kernel
+    between a DequantizeLinear and a QuantizeLinear. The scale becomes ``scale × 127 / 255`` so the
+    unsigned range ends where the signed one did (values above 127 × scale are still clipped, as in
+    training) on a finer grid. The result is ONNX Runtime's form:
+    :func:`~edgekd.quant.qdq_rules.check_tensorrt_qdq` flags its uint8 nodes.
+
+    Returns:
+        The number of QuantizeLinear nodes made unsigned.
+    """
+    graph = model.graph
+    consts = constant_values(graph)
+    made_by = producers(graph)
+    readers = consumers(graph)
+    renamed: dict[str, str] = {}
+
+    def unsigned_twin(name: str, value: np.ndarray) -> str:
+        if name not in renamed:
+            renamed[name] = f"{name}_uint8"
+            graph.initializer.append(numpy_helper.from_array(value, renamed[name]))
+        return renamed[name]
+
+    changed = 0
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear" or len(node.input) < 3:
+            continue
+        source = made_by.get(node.input[0])
+        scale, zero_point = node.input[1], node.input[2]
+        if (source is None or source.op_type != "Relu" or scale not in consts or zero_point not in consts
+                or np.any(consts[zero_point])):
+            continue
+        new_scale = unsigned_twin(scale, (consts[scale] * (127.0 / 255.0)).astype(consts[scale].dtype))
+        new_zero = unsigned_twin(zero_point, np.zeros(consts[zero_point].shape, dtype=np.uint8))
+        for user in [node, *(r for r in readers.get(node.output[0], []) if r.op_type == "DequantizeLinear")]:
+            user.input[1], user.input[2] = new_scale, new_zero
+        changed += 1
+    _drop_unused_initializers(graph)
+    return changed

@@ -307,6 +307,8 @@ def quantization_table(report: dict[str, Any]) -> Table:
         delta = (MISSING if fp32 is None or m is fp32 or m.get("accuracy") is None
                  else f"{100 * (m['accuracy'] - fp32['accuracy']):+.2f} pt")
         method = METHOD_NAMES.get(m.get("method", ""), "FP32 (distilled)")
+        if m.get("int8_form"):
+            method += f", {m['int8_form']} form"
         cells = [fmt_ms(p50.get((name, t))) for t in targets]
         table.add(name, method, fmt_percent(m.get("accuracy")), delta, fmt_bytes(m.get("size_bytes")), *cells,
                   tags="deployable" if name == deployable else "")

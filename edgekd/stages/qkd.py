@@ -30,7 +30,7 @@ class QKDStage(Stage):
     def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:
         # precision and max_accuracy_drop choose what to deploy after profiling: no retraining.
         qkd = ctx.config.stages.qkd.model_dump(mode="json", exclude={"precision", "max_accuracy_drop"})
-        return {"qkd": qkd,
+        return {"qkd": qkd, "int8_form": int8_form(ctx),
                 "data": ctx.config.data.model_dump(mode="json"), "seed": ctx.config.seed}
 
     def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
@@ -98,7 +98,7 @@ class QKDStage(Stage):
 
         data = ctx.data()
         stripped = strip(copy.deepcopy(qmodel), data.input_shape).eval()
-        export_int8_onnx(stripped, data.input_shape, path)
+        export_int8_onnx(stripped, data.input_shape, path, unsigned_after_relu=int8_form(ctx) == "onnxruntime")
         export_cfg = ctx.config.stages.export
         # INT8 kernels round differently from torch's fake quantization: logits may move by a
         # quantization step, so parity is judged on top-1 agreement, not on a float tolerance.
@@ -121,12 +121,22 @@ class QKDStage(Stage):
             "role": role,
             "method": method,
             "precision": "int8",
+            "int8_form": "tensorrt" if method == "ort-ptq" else int8_form(ctx),
             "onnx": path.name,
             "accuracy": onnx_accuracy(path, *data.test.tensors),
             "val_accuracy": onnx_accuracy(path, *data.val.tensors) if len(data.val) else None,
             **arch,
             "qdq_violations": [v.to_dict() for v in violations],
         }
+
+
+def int8_form(ctx: RunContext) -> str:
+    """The INT8 graph form the NNCF models are exported in (see ``QKDConfig.int8_form``)."""
+    form = ctx.config.stages.qkd.int8_form
+    if form != "auto":
+        return form
+    cpu_onnxruntime = all(t.runtime == "onnxruntime" and t.providers == ["CPUExecutionProvider"] for t in ctx.targets)
+    return "onnxruntime" if cpu_onnxruntime else "tensorrt"
 
 
 def _architecture(module: torch.nn.Module, input_shape: tuple[int, int, int]) -> dict[str, int]:

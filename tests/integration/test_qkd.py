@@ -16,7 +16,7 @@ from tests.conftest import TINY_PIPELINE, write_pipeline
 pytestmark = pytest.mark.slow
 runner = CliRunner()
 
-QKD = {"calibration_samples": 64, "self_studying": {"epochs": 1, "lr": 0.01},
+QKD = {"calibration_samples": 64, "int8_form": "tensorrt", "self_studying": {"epochs": 1, "lr": 0.01},
        "co_studying": {"epochs": 1, "lr": 0.005}, "tutoring": {"epochs": 1, "lr": 0.005}}
 
 

@@ -37,7 +37,10 @@ def test_the_searched_student_is_distilled(search_pipeline: Path, tmp_path: Path
     manifest = json.loads((run_dir / "manifest.json").read_text())
     student = manifest["stages"]["distill"]["outputs"]["models"]["student"]
     assert student["family"] == search["best"]["name"] == "plain_cnn"
-    assert report["models"]["student_int8"]["family"] == "plain_cnn"  # the searched student, quantized
+    int8 = report["models"]["student_int8"]
+    assert int8["family"] == "plain_cnn"  # the searched student, quantized
+    # only local-cpu (ONNX Runtime on the CPU) is profiled: the INT8 file takes ONNX Runtime's fast form
+    assert int8["int8_form"] == "onnxruntime" and {v["rule"] for v in int8["qdq_violations"]} == {"int8"}
     chosen = search["best"]["params"]["channels"]
     assert chosen[0] in (4, 8) and chosen[1] in (8, 16)
     assert {"name": "search_budget_ms@local-cpu", "limit": 1000.0, "ok": True}.items() <= report["budgets"][-1].items()

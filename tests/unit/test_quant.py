@@ -482,3 +482,25 @@ def test_ort_static_ptq_passes_the_rules_and_agrees_with_fp32(
 def test_ort_static_ptq_rejects_an_empty_calibration_set(tmp_path: Path) -> None:
     with pytest.raises(QuantizationError):
         ort_static_ptq(tmp_path / "x.onnx", tmp_path / "y.onnx", np.zeros((0, 1, 8, 8), np.float32))
+
+
+def test_onnxruntime_form_folds_each_relu_into_its_integer_conv(qstudent: nn.Module, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from edgekd.quant.onnx_graph import constant_values
+
+    path = tmp_path / "ort.onnx"
+    info = export_int8_onnx(qstudent, SHAPE, path, unsigned_after_relu=True)
+    assert info["unsigned_after_relu"] == 2 and info["qdq_before_relu"] == 0
+    graph = onnx.load(str(path))
+    consts = constant_values(graph.graph)
+    after_relu = [n for n in graph.graph.node if n.op_type == "QuantizeLinear"
+                  and any(p.op_type == "Relu" and n.input[0] in p.output for p in graph.graph.node)]
+    assert after_relu and all(consts[n.input[2]].dtype == np.uint8 for n in after_relu)
+    assert {v.rule for v in check_tensorrt_qdq(graph)} == {"int8"}  # not TensorRT's form, and the checker says so
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "ort.opt.onnx")
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    assert ops.count("QLinearConv") == 2 and "Relu" not in ops
