@@ -1,6 +1,6 @@
 """One process vs two (gloo, DistributedDataParallel) on the quickstart's distill stage.
 
-    python bench/distributed.py
+    python bench/distributed.py [--seed S]
 
 Trains the quickstart teacher once, then re-runs only the distill stage (same teacher, same
 config) with `--nproc 1` and `--nproc 2` in copies of that run folder, and compares the students.
@@ -20,9 +20,9 @@ from pathlib import Path
 RERUN_DISTILL = "stages.distill.train.batch_size=64"
 
 
-def compress(run_dir: Path, *extra: str) -> float:
+def compress(run_dir: Path, seed: int, *extra: str) -> float:
     cmd = [sys.executable, "-m", "edgekd", "compress", "quickstart", "--out", str(run_dir),
-           "--set", "stages.qkd=null", *extra]
+           "--set", "stages.qkd=null", "--set", f"seed={seed}", *extra]
     started = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
     return time.perf_counter() - started
@@ -31,15 +31,16 @@ def compress(run_dir: Path, *extra: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(".bench/distributed"))
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    base = args.out / "base"
-    compress(base)
+    base = args.out / f"seed{args.seed}" / "base"
+    compress(base, args.seed)
     rows = []
     for nproc in (1, 2):
-        run_dir = args.out / f"nproc{nproc}"
+        run_dir = args.out / f"seed{args.seed}" / f"nproc{nproc}"
         shutil.rmtree(run_dir, ignore_errors=True)
         shutil.copytree(base, run_dir)
-        seconds = compress(run_dir, "--set", RERUN_DISTILL, "--nproc", str(nproc))
+        seconds = compress(run_dir, args.seed, "--set", RERUN_DISTILL, "--nproc", str(nproc))
         manifest = json.loads((run_dir / "manifest.json").read_text())
         distill = manifest["stages"]["distill"]
         models = distill["outputs"]["models"]
