@@ -104,12 +104,7 @@ def fold_constant_quantizers(model: onnx.ModelProto) -> int:
         keep.append(node)
     if not folded:
         return 0
-    for node in keep:
-        for i, name in enumerate(node.input):
-            if name in renames:
-                node.input[i] = renames[name]
-    del graph.node[:]
-    graph.node.extend(keep)
+    _replace_nodes(graph, keep, renames)
     graph.initializer.extend(new_inits)
     _drop_unused_initializers(graph)
     return folded
@@ -126,8 +121,12 @@ def _inline_constant_identities(graph: onnx.GraphProto) -> None:
             renames[node.output[0]] = source
             continue
         keep.append(node)
-    if not renames:
-        return
+    if renames:
+        _replace_nodes(graph, keep, renames)
+
+
+def _replace_nodes(graph: onnx.GraphProto, keep: list[onnx.NodeProto], renames: dict[str, str]) -> None:
+    """Make ``keep`` the graph's nodes, reading ``renames[x]`` wherever they read a renamed ``x``."""
     for node in keep:
         for i, name in enumerate(node.input):
             if name in renames:
