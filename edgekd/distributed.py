@@ -8,14 +8,17 @@ rank (gloo on CPU, NCCL on GPUs); rank 0 alone writes the run folder, and the ot
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn as dist_nn
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from torch.utils.data.distributed import DistributedSampler
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.data import DataLoader
 
 T = TypeVar("T")
 
@@ -66,12 +69,81 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def sharded_loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
-    """Each rank's shard of ``dataset``, reshuffled each epoch (call ``loader.sampler.set_epoch``);
-    the per-rank batch keeps the global batch at ``batch_size``."""
-    w = world()
-    sampler = DistributedSampler(dataset, num_replicas=w.size, rank=w.rank, shuffle=True, seed=seed)
-    return DataLoader(dataset, batch_size=max(1, batch_size // w.size), sampler=sampler, num_workers=0)
+class RankSlices:
+    """The one-process loader's batches, in the same order on every rank, each rank keeping its
+    contiguous slice: N ranks together take exactly the optimizer steps one process takes.
+
+    (``DistributedSampler`` would give each rank a differently shuffled shard, so N processes
+    would train on other batches than one process does.) A batch with fewer samples than ranks is
+    skipped by every rank alike.
+    """
+
+    def __init__(self, loader: DataLoader, w: World) -> None:
+        self.loader, self.world = loader, w
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        for batch in self.loader:
+            if len(batch[0]) >= self.world.size:
+                yield tuple(t.tensor_split(self.world.size)[self.world.rank] for t in batch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+class GlobalBatchNorm(nn.Module):
+    """Wraps a batch-norm layer so that, in training, its batch statistics are taken over every
+    rank's samples (sums all-reduced with autograd), as one process computes them on the whole
+    batch. torch's ``SyncBatchNorm`` refuses CPU tensors, so gloo training needs this one."""
+
+    def __init__(self, bn: _BatchNorm) -> None:
+        super().__init__()
+        self.bn = bn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bn = self.bn
+        if not (self.training and bn.training):
+            return bn(x)
+        dims = [0, *range(2, x.dim())]
+        count = x.new_tensor([x.numel() / x.size(1)])
+        totals = dist_nn.all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+        channels, n = x.size(1), totals[-1]
+        mean = totals[:channels] / n
+        var = totals[channels : 2 * channels] / n - mean * mean
+        if bn.track_running_stats and bn.running_mean is not None:
+            self._update_running(mean.detach(), var.detach() * n.detach() / (n.detach() - 1).clamp(min=1))
+        shape = [1, channels] + [1] * (x.dim() - 2)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + bn.eps)
+        if bn.affine:
+            y = y * bn.weight.view(shape) + bn.bias.view(shape)
+        return y
+
+    @torch.no_grad()
+    def _update_running(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
+        bn = self.bn
+        bn.num_batches_tracked += 1
+        factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+        bn.running_mean.lerp_(mean, factor)
+        bn.running_var.lerp_(unbiased_var, factor)
+
+
+@contextmanager
+def global_batchnorm(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` with every batch-norm layer wrapped in :class:`GlobalBatchNorm` while the block
+    runs (a no-op for one process); the original layers, trained in place, are put back after."""
+    if not world().distributed:
+        yield model
+        return
+    swapped: list[tuple[nn.Module, str, _BatchNorm]] = []
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, _BatchNorm):
+                setattr(parent, name, GlobalBatchNorm(child))
+                swapped.append((parent, name, child))
+    try:
+        yield model
+    finally:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
 
 
 class TrainedTogether(nn.Module):

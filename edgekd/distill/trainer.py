@@ -10,13 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from torch.utils.data.distributed import DistributedSampler
 
 from edgekd.config import TrainConfig
 from edgekd.data import make_loader
 from edgekd.distill.base import DistillLoss, KDInputs
 from edgekd.distill.step import DistillStep
-from edgekd.distributed import data_parallel, sharded_loader, world
+from edgekd.distributed import RankSlices, data_parallel, global_batchnorm, world
 from edgekd.progress import NullProgress, Progress
 
 
@@ -56,21 +55,21 @@ def train_model(
         raise ValueError("distillation losses need a teacher")
     batch_size = cfg.batch_size or default_batch_size
     indexed = TensorDataset(*train_set.tensors, torch.arange(len(train_set)))
-    if world().distributed:
-        loader = sharded_loader(indexed, batch_size, seed)
-    else:
-        loader = make_loader(indexed, batch_size, shuffle=True, seed=seed)
+    loader = make_loader(indexed, batch_size, shuffle=True, seed=seed)
+    if world().distributed:  # every rank its slice of the one-process batches
+        loader = RankSlices(loader, world())
     if teacher is not None:
         teacher.eval()
-    step = DistillStep(model, teacher, [loss for _, loss in losses], train_set.tensors[0], len(train_set))
-    try:
-        stage = _PreTrainer(step, loader, cfg, progress, task)
-        for _, loss_fn in losses:
-            loss_fn.pre_train(stage)
-        return _train_epochs(model, step, loader, cfg, val_set, losses, ce_weight, batch_size, progress, task)
-    finally:
-        step.close()
-        model.eval()
+    with global_batchnorm(model):  # batch statistics over all ranks, as one process has them
+        step = DistillStep(model, teacher, [loss for _, loss in losses], train_set.tensors[0], len(train_set))
+        try:
+            stage = _PreTrainer(step, loader, cfg, progress, task)
+            for _, loss_fn in losses:
+                loss_fn.pre_train(stage)
+            return _train_epochs(model, step, loader, cfg, val_set, losses, ce_weight, batch_size, progress, task)
+        finally:
+            step.close()
+            model.eval()
 
 
 def _train_epochs(model: nn.Module, step: DistillStep, loader: DataLoader, cfg: TrainConfig,
@@ -97,8 +96,6 @@ def _train_epochs(model: nn.Module, step: DistillStep, loader: DataLoader, cfg: 
     result = TrainResult()
     progress.start(task, total=cfg.epochs)
     for epoch in range(cfg.epochs):
-        if isinstance(loader.sampler, DistributedSampler):
-            loader.sampler.set_epoch(epoch)
         model.train()
         loss_modules.train()
         entry = {"epoch": epoch + 1, "loss": _epoch(loader, total_loss, optimizer, scheduler)}
