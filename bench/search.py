@@ -157,7 +157,7 @@ def main() -> None:
     one.add_argument("--space", default="mobilenet")
     one.add_argument("--choices", default="{}", help="the space's choices as JSON (default: the space's defaults)")
     one.add_argument("--image-size", type=int, default=16)
-    one.add_argument("--fit", type=int, default=4)
+    one.add_argument("--fit", type=int, default=8)
     one.add_argument("--holdout", type=int, default=24)
     one.add_argument("--min-time", type=float, default=0.2, help="seconds of timed runs per measurement")
     two = sub.add_parser("workers", help="wall time of one vs two workers on one study")

@@ -57,6 +57,11 @@ class Block:
         """``(channels, height, width)`` of the block's input."""
         return (self.in_channels, self.height, self.width)
 
+    @property
+    def keeps_shape(self) -> bool:
+        """Its output has its input's shape, so copies of it can run one after another."""
+        return self.op != "head" and self.stride == 1 and self.in_channels == self.out_channels
+
     def output_size(self) -> tuple[int, int]:
         """Height and width of the block's output ("same" padding, so ``ceil(size / stride)``)."""
         return (self.height - 1) // self.stride + 1, (self.width - 1) // self.stride + 1

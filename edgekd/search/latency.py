@@ -5,11 +5,13 @@ temporary folder and timed by the target's runtime at batch 1 with short setting
 
 Predicted (Once-for-All, nn-Meter): every distinct block of a space (stem, each stage's blocks,
 last conv, head; see :mod:`edgekd.search.blocks`) is timed once, alone, with the input shape it
-gets inside the network; a network's latency is the sum of its blocks plus an overhead fitted on
-a few measured networks of the family. A block's time is its *marginal* time: ``(T_K - T_1) /
-(K - 1)`` where ``T_K`` is a model of ``K`` independent copies of the block on one input. Timing a
-block alone would also count the runtime's fixed cost per call (about 5-8 µs with ONNX Runtime
-here), once per block instead of once per network, which is as large as a small block itself.
+gets inside the network; a network's latency is a line through the sum of its blocks, ``scale ×
+sum + overhead``, fitted on a few measured networks of the family. A block's time is its *marginal* time: ``(T_K - T_1) /
+(K - 1)`` where ``T_K`` times ``K`` copies of the block: one after another when the block keeps its
+input's shape (as the repeated blocks of a stage run in the network), else side by side on one
+input. Timing a block alone would also count the runtime's fixed cost per call (about 5-8 µs with
+ONNX Runtime here), once per block instead of once per network, which is as large as a small
+block itself.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ QUICK_PROFILE = ProfileConfig(warmup_runs=5, min_time_s=0.2, min_runs=20, layer_
 """Short timing settings for search candidates and table blocks (no per-layer profile)."""
 
 TABLE_FORMAT = "edgekd-latency-table/1"
+BLOCK_TIMING = "marginal, chained where the shape allows"
+"""How block times were taken; cached blocks timed another way are measured again."""
 
 
 def default_table_cache() -> Path:
@@ -93,6 +97,17 @@ def measure_spec(spec: ModelSpec, target: TargetConfig, input_shape: tuple[int, 
         return runtime.profile(path, model_name=spec.name, batch=1, precision=precision, settings=settings)
 
 
+class _Repeated(nn.Module):
+    """``K`` copies of a block that keeps its input's shape, one after another."""
+
+    def __init__(self, block: Block, copies: int) -> None:
+        super().__init__()
+        self.copies = nn.Sequential(*(block.build() for _ in range(copies)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.copies(x)
+
+
 class _Copies(nn.Module):
     """``K`` independent copies of a block, all applied to the same input."""
 
@@ -114,10 +129,16 @@ def _time_onnx(module: nn.Module, block: Block, runtime: Runtime, settings: Prof
 
 def _block_ms(block: Block, runtime: Runtime, settings: ProfileConfig, precision: str, copies: int,
               alone: LatencyRecord | None = None) -> float:
-    """The block's marginal time, ``(T_copies - T_1) / (copies - 1)``."""
+    """The block's marginal time, ``(T_copies - T_1) / (copies - 1)``.
+
+    A chain of copies measures a block as it runs inside a stage (its input is the previous
+    block's output, in a reused buffer); copies side by side each write an output of their own,
+    which over-counted wide blocks by up to 20% with ONNX Runtime's two threads here.
+    """
     torch.manual_seed(0)
     single = alone or _time_onnx(block.build(), block, runtime, settings, precision)
-    many = _time_onnx(_Copies(block, copies), block, runtime, settings, precision)
+    several = _Repeated(block, copies) if block.keeps_shape else _Copies(block, copies)
+    many = _time_onnx(several, block, runtime, settings, precision)
     return (many.p50_ms - single.p50_ms) / (copies - 1)
 
 
@@ -148,9 +169,10 @@ class LatencyTable:
         num_classes: The network output the table predicts for.
         copies: ``K`` of the marginal block time.
         blocks: Block signature → marginal time in ms.
-        overhead_ms: ``family@CxHxW`` → fitted overhead in ms (network minus sum of blocks).
-        fits: ``family@CxHxW`` → the networks the overhead was fitted on: spec, measured p50,
-            sum of blocks.
+        overhead_ms: ``family@CxHxW`` → fitted overhead in ms (the runtime's fixed cost per call).
+        scale: ``family@CxHxW`` → fitted factor on the sum of blocks.
+        fits: ``family@CxHxW`` → the networks the line was fitted on: spec, measured p50, sum
+            of blocks.
     """
 
     target: str
@@ -163,6 +185,7 @@ class LatencyTable:
     copies: int = 4
     blocks: dict[str, float] = field(default_factory=dict)
     overhead_ms: dict[str, float] = field(default_factory=dict)
+    scale: dict[str, float] = field(default_factory=dict)
     fits: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
@@ -173,7 +196,7 @@ class LatencyTable:
     @classmethod
     def build(cls, space: SearchSpace, target: TargetConfig, input_shape: tuple[int, int, int], num_classes: int, *,
               cache: Path | None = None, settings: ProfileConfig = QUICK_PROFILE, precision: str = "fp32",
-              copies: int = 4, fit_networks: int = 4, seed: int = 0,
+              copies: int = 4, fit_networks: int = 8, seed: int = 0,
               progress: Progress = NullProgress()) -> LatencyTable:
         """Time every distinct block of ``space`` and fit the family's overhead on a few networks.
 
@@ -241,7 +264,8 @@ class LatencyTable:
                                     precision=self.precision).p50_ms
             rows.append({"spec": spec.model_dump(mode="json"), "measured_ms": measured, "blocks_ms": self._sum(spec)})
             progress.advance(task, status=f"network {len(rows)}/{len(specs)}")
-        self.overhead_ms[fit_key] = statistics.median(row["measured_ms"] - row["blocks_ms"] for row in rows)
+        self.scale[fit_key], self.overhead_ms[fit_key] = fit_line(
+            [row["blocks_ms"] for row in rows], [row["measured_ms"] for row in rows])
         self.fits[fit_key] = rows
 
     def _sum(self, spec: ModelSpec) -> float:
@@ -256,7 +280,7 @@ class LatencyTable:
         return total
 
     def predict(self, spec: ModelSpec) -> float:
-        """Predicted latency of ``spec`` in ms: the sum of its blocks plus its family's overhead.
+        """Predicted latency of ``spec`` in ms: ``scale × (sum of its blocks) + overhead`` of its family.
 
         Raises:
             ConfigError: A block of ``spec``, or its family's overhead, is not in the table.
@@ -267,7 +291,7 @@ class LatencyTable:
                 f"latency table of {self.target} has no fitted overhead for {fit_key};"
                 " build the table with a search space of that family and input shape"
             )
-        return self._sum(spec) + self.overhead_ms[fit_key]
+        return self.scale.get(fit_key, 1.0) * self._sum(spec) + self.overhead_ms[fit_key]
 
     def save(self, path: Path) -> None:
         """Write the table into ``path`` (atomically), keeping the other tables stored there."""
@@ -275,8 +299,9 @@ class LatencyTable:
         tables = _read_tables(path) if path.is_file() else {}
         tables[self.key] = {
             "target": self.target, "runtime": self.runtime, "host": self.host, "target_digest": self.target_digest,
-            "precision": self.precision, "copies": self.copies, "blocks": self.blocks,
-            "overhead_ms": self.overhead_ms, "fits": self.fits,
+            "precision": self.precision, "copies": self.copies, "timing": BLOCK_TIMING,
+            "blocks": self.blocks,
+            "overhead_ms": self.overhead_ms, "scale": self.scale, "fits": self.fits,
         }
         atomic_write_json(path, {"format": TABLE_FORMAT, "tables": tables})
 
@@ -316,12 +341,30 @@ class LatencyTable:
         return table
 
     def _merge(self, entry: dict[str, Any], path: Path) -> None:
-        if entry and entry.get("copies") != self.copies:
-            log.info("%s: ignoring cached blocks timed with %s copies (now %s)", path, entry.get("copies"), self.copies)
+        if entry and (entry.get("copies"), entry.get("timing")) != (self.copies, BLOCK_TIMING):
+            log.info("%s: ignoring cached blocks timed with %s copies, %s (now %s, %s)", path, entry.get("copies"),
+                     entry.get("timing"), self.copies, BLOCK_TIMING)
             return
         self.blocks.update(entry.get("blocks", {}))
         self.overhead_ms.update(entry.get("overhead_ms", {}))
+        self.scale.update(entry.get("scale", {}))
         self.fits.update(entry.get("fits", {}))
+
+
+def fit_line(blocks_ms: Sequence[float], measured_ms: Sequence[float]) -> tuple[float, float]:
+    """``(scale, overhead)`` of ``measured = scale × blocks + overhead`` by least squares.
+
+    Marginal block times over-count a network's compute a little (each block is timed in a model
+    of its own), and the runtime's fixed cost per call is paid once per network: both show up as
+    a line, not a constant offset. With fewer than three networks, sums too alike to show a slope,
+    or a slope outside 0.5–2 (noise), the scale is 1 and the overhead the median difference.
+    """
+    blocks, measured = np.asarray(blocks_ms, dtype=float), np.asarray(measured_ms, dtype=float)
+    if len(blocks) >= 3 and blocks.std() > 0.05 * blocks.mean():
+        scale, overhead = np.polyfit(blocks, measured, 1)
+        if 0.5 <= scale <= 2.0:
+            return float(scale), float(overhead)
+    return 1.0, float(np.median(measured - blocks))
 
 
 def _read_tables(path: Path) -> dict[str, dict[str, Any]]:

@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from edgekd.config import ModelSpec, ProfileConfig
 from edgekd.errors import ConfigError
 from edgekd.search import LatencyTable, build_space, candidate_blocks, evaluate_table, measure_spec
+from edgekd.search.blocks import Block
+from edgekd.search.latency import _Copies, _Repeated, fit_line
 from edgekd.targets import load_target
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript-based exporter
@@ -71,8 +74,9 @@ def test_table_covers_every_block_and_predicts(built, space) -> None:
     assert steps.done[f"latency table · {table.target}"] == len(signatures) + 1
     for spec in space.candidates():
         blocks = candidate_blocks(spec, SHAPE, 10)
-        assert table.predict(spec) == pytest.approx(
+        assert table.predict(spec) == pytest.approx(  # one fit network: no slope, scale 1
             sum(table.blocks[b.signature] for b in blocks) + table.overhead_ms["plain_cnn@1x8x8"])
+    assert table.scale["plain_cnn@1x8x8"] == 1.0
 
 
 def test_table_save_load_round_trip_and_cache_reuse(built, space, target, tmp_path) -> None:
@@ -87,6 +91,38 @@ def test_table_save_load_round_trip_and_cache_reuse(built, space, target, tmp_pa
     steps = Steps()
     again = LatencyTable.build(space, target, SHAPE, 10, cache=cache, settings=FAST, fit_networks=1, progress=steps)
     assert again.blocks == table.blocks and steps.done == {}  # nothing measured twice
+
+
+def test_blocks_timed_another_way_are_measured_again(built, space, target, tmp_path) -> None:
+    table, cache, _ = built
+    stored = json.loads(cache.read_text())
+    stored["tables"][table.key]["timing"] = "side by side"  # a cache written by an older edgekd
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(stored))
+    steps = Steps()
+    LatencyTable.build(space, target, SHAPE, 10, cache=old, settings=FAST, fit_networks=1, progress=steps)
+    assert steps.done[f"latency table · {table.target}"] == len(table.blocks) + 1
+
+
+def test_fit_line_recovers_scale_and_overhead_and_falls_back_when_it_cannot() -> None:
+    blocks = [0.02, 0.04, 0.05, 0.08]
+    assert fit_line(blocks, [0.9 * b + 0.007 for b in blocks]) == pytest.approx((0.9, 0.007))
+    assert fit_line([0.02, 0.04], [0.03, 0.05]) == pytest.approx((1.0, 0.01))  # two networks: no slope
+    assert fit_line([0.04, 0.04, 0.04], [0.05, 0.06, 0.07]) == pytest.approx((1.0, 0.02))  # no spread
+    assert fit_line(blocks, [0.05, 0.01, 0.12, 0.02])[0] == 1.0  # a wild slope is noise, not a fit
+
+
+def test_blocks_that_keep_their_shape_are_timed_one_after_another() -> None:
+    same = Block("conv_bn", 8, 8, 3, 1, 8, 8)
+    assert same.keeps_shape and not Block("conv_bn", 8, 16, 3, 1, 8, 8).keeps_shape
+    assert not Block("conv_bn", 8, 8, 3, 2, 8, 8).keeps_shape and not Block("head", 8, 8, 1, 1, 8, 8).keeps_shape
+    x = torch.randn(1, 8, 8, 8)
+    chained = _Repeated(same, 3).eval()
+    expected = x
+    for copy in chained.copies:
+        expected = copy(expected)
+    assert torch.equal(chained(x), expected)
+    assert len(_Copies(same, 3).eval()(x)) == 3
 
 
 def test_evaluate_table_reports_error_on_held_out_candidates(built, target) -> None:
