@@ -3,22 +3,44 @@
     python bench/quickstart.py                          # 3 seeds of the quickstart
     python bench/quickstart.py --seeds 0 --out .bench/wide \\
         --set 'stages.distill.student.params.channels=[64,128,128]'   # a ≥64-channel student
+    python bench/quickstart.py --pipeline quickstart-search --budget-from quickstart \\
+        --out .bench/qsearch                 # searched student, budget = the hand-picked student's p50
 
 Each seed is one `edgekd compress` (with `stages.distill.baseline=true`: the same student, from the
 same initial weights, trained on labels alone) in its own process; every number below comes from
 that run's report.json.
+
+``--budget-from PIPELINE`` sets the search budget of each seed's run to the p50 of PIPELINE's
+hand-picked student, timed just before that run on the search's target (local-cpu) with the
+search's own settings (``QUICK_PROFILE``, batch 1, FP32): the median of ``--budget-repeats`` timings,
+so that the budget is the hand-picked student's latency on the machine as it is now.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+
+def handpicked_p50(pipeline: str, repeats: int) -> tuple[float, list[float]]:
+    """The median p50 (ms) of ``repeats`` timings of ``pipeline``'s student, as the search times a candidate."""
+    from edgekd.api import load_pipeline
+    from edgekd.search import QUICK_PROFILE, measure_spec
+    from edgekd.targets import load_target
+
+    config, _ = load_pipeline(pipeline)
+    shape = (1, config.data.image_size, config.data.image_size)  # digits: one channel
+    target = load_target(config.stages.profile.targets[0])
+    times = [measure_spec(config.stages.distill.student, target, shape, 10, settings=QUICK_PROFILE).p50_ms
+             for _ in range(repeats)]
+    return statistics.median(times), times
 
 
 def run(pipeline: str, seed: int, out: Path, overrides: list[str]) -> dict:
@@ -48,8 +70,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path(".bench/quickstart"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to edgekd --set")
+    parser.add_argument("--budget-from", metavar="PIPELINE",
+                        help="search budget = this pipeline's student p50, timed before each seed's run")
+    parser.add_argument("--budget-repeats", type=int, default=5, help="timings whose median is the budget")
     args = parser.parse_args()
-    results = [run(args.pipeline, seed, args.out, args.overrides) for seed in args.seeds]
+    results = []
+    for seed in args.seeds:
+        overrides = list(args.overrides)
+        budget = None
+        if args.budget_from:
+            budget, times = handpicked_p50(args.budget_from, args.budget_repeats)
+            print(f"seed {seed}: budget {budget:.4f} ms = median p50 of {args.budget_from}'s student over "
+                  f"{', '.join(f'{t:.4f}' for t in times)} ms · load {os.getloadavg()[0]:.2f}", flush=True)
+            overrides.append(f"stages.search.budget_ms={budget:.6f}")
+        results.append({**run(args.pipeline, seed, args.out, overrides), "budget_ms": budget,
+                        "load": os.getloadavg()[0]})
     names = ("teacher", "assistant_1", "student", "student_no_kd", "student_int8", "student_ptq", "student_qat")
     present = [n for n in names if n in results[0]["report"]["models"]]
 
@@ -69,8 +104,15 @@ def main() -> None:
         search = r["report"].get("search")
         if search:
             print(f"seed {r['seed']} searched student: {search['best']['params']} · p50 "
-                  f"{search['best_trial']['latency_ms']:.4f} ms · budget {search['budget_ms']} ms · met "
-                  f"{search['met_budget']} · final accuracy {r['report']['models']['student']['accuracy']:.2%}")
+                  f"{search['best_trial']['latency_ms']:.4f} ms · budget {search['budget_ms']:.4f} ms · met "
+                  f"{search['met_budget']} · final accuracy {r['report']['models']['student']['accuracy']:.2%}"
+                  f" · load after the run {r['load']:.2f}")
+        tried = r["report"].get("assistants_tried")
+        for row in tried or []:
+            names = ", ".join(f"{a['params']}" for a in row["assistants"]) or "none"
+            print(f"seed {r['seed']} assistants {names}: val {', '.join(f'{a:.2%}' for a in row['assistant_accuracy'])}"
+                  f"{' → ' if row['assistants'] else ''}student val {row['student_accuracy']:.2%}"
+                  f"{' (chosen)' if row['chosen'] else ''}")
     if "student_int8" in models:
         print(f"INT8 / FP32 ONNX size: {models['student_int8']['size_bytes'] / models['student']['size_bytes']:.3f}"
               f" ({models['student_int8']['size_bytes']:,} / {models['student']['size_bytes']:,} bytes)")

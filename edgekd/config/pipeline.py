@@ -119,8 +119,9 @@ class DistillConfig(StrictModel):
     ``ce_weight`` × cross-entropy on the labels."""
 
     assistants: list[ModelSpec] | Literal["auto"] = Field(default_factory=list)
-    """The assistants in order, or ``auto``: chains of 0–2 assistants of the teacher's family are
-    scored with the KD proxy and the best is used (Mirzadeh et al. 2020: the capacity gap decides)."""
+    """The assistants in order, or ``auto``: chains of 0–2 assistants of the teacher's family (one
+    assistant at three sizes) are each trained with ``train`` and the chain whose student scores best
+    on val is kept, its models as trained (Mirzadeh et al. 2020: the capacity gap decides)."""
     student: ModelSpec | None = None
     """Required unless ``stages.search`` picks the student."""
     losses: list[LossSpec] = Field(default_factory=_hinton_default)

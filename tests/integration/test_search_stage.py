@@ -73,3 +73,36 @@ def test_bad_search_input_is_exit_2_before_anything_runs(search_pipeline: Path, 
     worker = runner.invoke(app, ["search-worker", "--storage", "postgresql://nobody@127.0.0.1:1/none",
                                  "--study", "x"])
     assert worker.exit_code == 2, worker.output
+
+
+def test_auto_assistants_keep_the_winning_chain_as_trained(tmp_path: Path) -> None:
+    """`assistants: auto` trains each chain with the stage's own training and keeps the winner's
+    models: the same models, to the weight, as listing the winning assistants by hand."""
+    import torch
+
+    data = json.loads(json.dumps(TINY_PIPELINE))
+    data["stages"]["teacher"]["model"]["params"] = {"depth": 14, "width": 8}  # a resnet_cifar 8x8 fits between
+    data["stages"]["distill"] = {"assistants": "auto", "student": {"name": "test_tiny"}, "baseline": True,
+                                 "train": {"epochs": 1, "lr": 0.05}}
+    auto = tmp_path / "auto"
+    result = runner.invoke(app, ["compress", str(write_pipeline(tmp_path, data)), "--out", str(auto)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((auto / "report.json").read_text())
+    tried = report["assistants_tried"]
+    assert [row["assistants"] for row in tried] == [[], [{"name": "resnet_cifar", "params": {"depth": 8, "width": 8}}]]
+    chosen = next(row for row in tried if row["chosen"])
+    models = report["models"]
+    assert chosen["student_accuracy"] == models["student"]["val_accuracy"]
+    assert [models[f"assistant_{i}"]["val_accuracy"] for i in range(1, len(chosen["assistants"]) + 1)] == \
+        chosen["assistant_accuracy"]
+    assert "Teacher assistants (auto)" in (auto / "report.md").read_text()
+
+    data["stages"]["distill"]["assistants"] = chosen["assistants"]
+    listed = tmp_path / "listed"
+    result = runner.invoke(app, ["compress", str(write_pipeline(tmp_path, data, "listed.yaml")), "--out", str(listed)])
+    assert result.exit_code == 0, result.output
+    for name in ["student", "student_no_kd"] + [f"assistant_{i}" for i in range(1, len(chosen["assistants"]) + 1)]:
+        a, b = (torch.load(run / "distill" / f"{name}.pt", weights_only=False) for run in (auto, listed))
+        state_a, state_b = a["state_dict"], b["state_dict"]
+        assert state_a.keys() == state_b.keys()
+        assert all(torch.equal(state_a[k], state_b[k]) for k in state_a), name
