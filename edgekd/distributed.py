@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn as dist_nn
+import torch.distributed._functional_collectives as collectives
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
@@ -92,8 +92,9 @@ class RankSlices:
 
 class GlobalBatchNorm(nn.Module):
     """Wraps a batch-norm layer so that, in training, its batch statistics are taken over every
-    rank's samples (sums all-reduced with autograd), as one process computes them on the whole
-    batch. torch's ``SyncBatchNorm`` refuses CPU tensors, so gloo training needs this one."""
+    rank's samples (sums all-reduced by torch's differentiable functional collective), as one
+    process computes them on the whole batch. torch's ``SyncBatchNorm`` refuses CPU tensors, so
+    gloo training needs this one."""
 
     def __init__(self, bn: _BatchNorm) -> None:
         super().__init__()
@@ -105,7 +106,8 @@ class GlobalBatchNorm(nn.Module):
             return bn(x)
         dims = [0, *range(2, x.dim())]
         count = x.new_tensor([x.numel() / x.size(1)])
-        totals = dist_nn.all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+        local = torch.cat([x.sum(dims), (x * x).sum(dims), count])
+        totals = collectives.wait_tensor(collectives.all_reduce(local, "sum", dist.group.WORLD))
         channels, n = x.size(1), totals[-1]
         mean = totals[:channels] / n
         var = totals[channels : 2 * channels] / n - mean * mean
