@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import random
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from itertools import product
 from pathlib import Path
 from typing import Any, Literal
 
@@ -416,7 +418,22 @@ def start_study(space: SearchSpace, data: DataSplits, target: TargetConfig, sett
     elif study.trials:
         raise ConfigError(f"{where} was not started by edgekd search; use another study name")
     study.set_user_attr(STUDY_ATTR, recipe)
+    if stored is None and len(space) <= settings.n_trials:
+        _enqueue_every_candidate(study, space, settings.seed)
     return study
+
+
+def _enqueue_every_candidate(study: optuna.Study, space: SearchSpace, seed: int) -> None:
+    """A space no larger than ``n_trials`` is searched exhaustively: every candidate is queued once
+    (in a seeded order), so that no trial is spent on a repeat while a candidate is left untried.
+    The trials left after that are the sampler's (repeats, scored once)."""
+    options = space.options()
+    picks = [dict(zip(options, values, strict=True)) for values in product(*options.values())]
+    random.Random(seed).shuffle(picks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for params in picks:
+            study.enqueue_trial(params, skip_if_exists=True)
 
 
 def run_search(space: SearchSpace, teacher: nn.Module, data: DataSplits, target: TargetConfig,

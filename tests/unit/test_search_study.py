@@ -14,6 +14,7 @@ from edgekd.distill import train_model
 from edgekd.errors import ConfigError
 from edgekd.models import build_model, count_params, save_checkpoint
 from edgekd.search import (
+    HARD,
     ProxyConfig,
     SearchSettings,
     WorkerSource,
@@ -93,6 +94,18 @@ def test_run_search_tpe_finds_a_student_within_budget(data, teacher, space, targ
     assert result.best_trial["reward"] == max(row["reward"] for row in result.trials)
     assert result.best.model_dump(mode="json") == result.best_trial["spec"]
     assert result.to_dict()["best"] == result.best_trial["spec"]
+
+
+def test_a_space_no_larger_than_the_trials_is_searched_exhaustively(data, teacher, space, target, tmp_path) -> None:
+    result = run_search(space, teacher, data, target, settings(n_trials=len(space) + 1, seed=3, reward=HARD),
+                        run_dir=tmp_path)
+    specs = [row["spec"] for row in result.trials]
+    candidates = [spec.model_dump(mode="json") for spec in space.candidates()]
+    # every candidate once in the first len(space) trials, then the sampler's pick (a repeat)
+    assert sorted(map(str, specs[:len(space)])) == sorted(map(str, candidates))
+    assert specs[-1] in candidates
+    # the hard reward within the budget is the accuracy: the most accurate candidate is the student
+    assert result.best_trial["accuracy"] == max(row["accuracy"] for row in result.trials)
 
 
 def test_an_interrupted_search_resumes(data, teacher, space, target, tmp_path) -> None:
