@@ -165,5 +165,7 @@ def data_parallel(student: nn.Module, losses: nn.Module) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [torch.cuda.current_device()] if torch.cuda.is_available() else None
+    # Only the losses' own parameters can sit out a step (a loss of weight 0, an adapter unused).
+    has_loss_params = any(True for _ in losses.parameters())
     return DistributedDataParallel(TrainedTogether(student, losses), device_ids=device_ids,
-                                   find_unused_parameters=True)
+                                   find_unused_parameters=has_loss_params)
