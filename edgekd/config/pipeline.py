@@ -176,7 +176,10 @@ class QKDConfig(StrictModel):
     co_studying: TrainConfig = TrainConfig(epochs=2, lr=0.005)
     """The quantized student and the stage's own copy of the teacher, each learning from the other."""
     co_studying_teacher: TrainConfig | None = None
-    """The teacher copy's optimizer in co-studying; defaults to ``co_studying``."""
+    """The teacher copy's optimizer in co-studying (its ``epochs`` is ignored: it trains for
+    ``co_studying.epochs``); defaults to ``co_studying``. A converged teacher fine-tuned at the
+    student's rate towards the student's soft outputs can lose accuracy and teach worse; the
+    quickstart uses a 10× lower rate (chosen on its validation split, ``docs/benchmarks.md``)."""
     tutoring: TrainConfig = TrainConfig(epochs=4, lr=0.005)
     """The quantized student distilled from the (co-studied, now frozen) teacher."""
     losses: list[LossSpec] = Field(default_factory=_hinton_default)

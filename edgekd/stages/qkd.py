@@ -66,7 +66,10 @@ class QKDStage(Stage):
         arch = {"family": loaded.spec.name if loaded.spec else "user", **_architecture(student, data.input_shape)}
         models = {QKD_MODEL: self._finish(ctx, qstudent, work_dir / f"{QKD_MODEL}.onnx", arch, role="quantized",
                                           method="qkd")}
-        histories: dict[str, Any] = {QKD_MODEL: {"phases": result.phases, "teacher": result.teacher_history}}
+        histories: dict[str, Any] = {QKD_MODEL: {
+            "phases": {phase: trained.history for phase, trained in result.phases.items()},
+            "teacher": result.teacher_history,
+        }}
 
         if cfg.baselines:
             fp32 = work_dir / "student_fp32.onnx"

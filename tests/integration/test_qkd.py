@@ -63,6 +63,15 @@ def test_qkd_makes_deployable_int8_models_with_baselines(qkd_pipeline: Path, tmp
     markdown = (run_dir / "report.md").read_text()
     assert "### Quantization" in markdown and "Why INT8 is (not) faster" in markdown
 
+    # Each phase's per-epoch history is recorded as data (it used to be the TrainResult's repr).
+    history = json.loads((run_dir / "manifest.json").read_text())["stages"]["qkd"]["outputs"]["history"]
+    phases = history["student_int8"]["phases"]
+    assert set(phases) == {"self_studying", "co_studying", "tutoring"}
+    for epochs in phases.values():
+        assert [e["epoch"] for e in epochs] == [1] and 0.0 <= epochs[0]["val_accuracy"] <= 1.0
+    assert [e["epoch"] for e in history["student_int8"]["teacher"]] == [1]
+    assert len(history["student_qat"]) == 3
+
     # Forcing the precision changes what is deployed, without retraining anything.
     forced = runner.invoke(app, ["compress", str(qkd_pipeline), "--out", str(run_dir),
                                  "--set", "stages.qkd.precision=int8"])
