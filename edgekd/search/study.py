@@ -71,8 +71,8 @@ class SearchSettings(StrictModel):
     precision: Literal["fp32", "fp16"] = "fp32"
     """Precision the (FP32) candidates are timed at: ``fp16`` where the runtime builds its own
     engine (TensorRT, torch on CUDA); INT8 is the qkd stage's."""
-    table_fit_networks: PositiveInt = 4
-    """Networks measured to fit the table's overhead."""
+    table_fit_networks: PositiveInt = 8
+    """Networks measured to fit the table's line (scale and overhead)."""
     table_holdout: int = Field(8, ge=0)
     """Candidates measured after the search to report the table's prediction error."""
     seed: int = 0
