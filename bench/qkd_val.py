@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from edgekd.config import PipelineConfig, TrainConfig
+from edgekd.config import PipelineConfig
 from edgekd.config.loading import load_yaml
 from edgekd.config.pipeline import QKDConfig
 from edgekd.data import DataSplits, load_data
@@ -98,9 +98,8 @@ def main() -> None:
         if args.qat:
             cfg = pipe.stages.qkd
             qat = quantize_for_training(student, calib, subset_size=cfg.calibration_samples)
-            epochs = cfg.self_studying.epochs + cfg.co_studying.epochs + cfg.tutoring.epochs
             torch.manual_seed(seed)
-            train_model(qat, data.train, TrainConfig(**{**cfg.self_studying.model_dump(), "epochs": epochs}),
+            train_model(qat, data.train, cfg.qat_baseline_train,
                         default_batch_size=batch, seed=seed, val_set=data.val)
             scores["QAT (labels only)"].append(val_accuracy(qat, data, folder))
             print(f"seed {seed} {'QAT (labels only)':30s} INT8 val {scores['QAT (labels only)'][-1]:.2%}", flush=True)

@@ -196,6 +196,13 @@ class QKDConfig(StrictModel):
     there, rejected by TensorRT). ``auto``: ``onnxruntime`` when every target runs ONNX Runtime on
     the CPU, else ``tensorrt``."""
 
+    @property
+    def qat_baseline_train(self) -> TrainConfig:
+        """The label-only QAT baseline's training: ``self_studying``'s optimizer for as many epochs
+        as the three phases together, so that QKD and QAT get the same budget."""
+        epochs = self.self_studying.epochs + self.co_studying.epochs + self.tutoring.epochs
+        return self.self_studying.model_copy(update={"epochs": epochs})
+
 
 class SearchConfig(StrictModel):
     """Architecture-aware student search (Search to Distill, Liu et al. 2020): the student this

@@ -99,11 +99,16 @@ class SearchSpace(ABC):
         """Let an Optuna trial pick every option (categorical distributions)."""
         return self.spec({name: trial.suggest_categorical(name, values) for name, values in self.options().items()})
 
-    def candidates(self) -> Iterator[ModelSpec]:
-        """Every candidate, in the order of :meth:`options` (the last option varies fastest)."""
+    def picks(self) -> Iterator[dict[str, Any]]:
+        """Every combination of options (``{option: value}``), the last option varying fastest."""
         options = self.options()
         for values in product(*options.values()):
-            yield self.spec(dict(zip(options, values, strict=True)))
+            yield dict(zip(options, values, strict=True))
+
+    def candidates(self) -> Iterator[ModelSpec]:
+        """Every candidate, in the order of :meth:`picks`."""
+        for picked in self.picks():
+            yield self.spec(picked)
 
     def __len__(self) -> int:
         return math.prod(len(values) for values in self.options().values())

@@ -16,7 +16,6 @@ import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from itertools import product
 from pathlib import Path
 from typing import Any, Literal
 
@@ -427,8 +426,7 @@ def _enqueue_every_candidate(study: optuna.Study, space: SearchSpace, seed: int)
     """A space no larger than ``n_trials`` is searched exhaustively: every candidate is queued once
     (in a seeded order), so that no trial is spent on a repeat while a candidate is left untried.
     The trials left after that are the sampler's (repeats, scored once)."""
-    options = space.options()
-    picks = [dict(zip(options, values, strict=True)) for values in product(*options.values())]
+    picks = list(space.picks())
     random.Random(seed).shuffle(picks)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

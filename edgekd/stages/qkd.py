@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 
-from edgekd.config import TrainConfig
 from edgekd.pipeline.stage import STAGES, RunContext, Stage, StageRecord
 from edgekd.stages.chain import checkpoint_name, load_teacher_module
 
@@ -82,10 +81,9 @@ class QKDStage(Stage):
             qat = quantized()
             from edgekd.distill import train_model
 
-            epochs = cfg.self_studying.epochs + cfg.co_studying.epochs + cfg.tutoring.epochs
             torch.manual_seed(seed)
             histories[QAT_MODEL] = train_model(
-                qat, data.train, TrainConfig(**{**cfg.self_studying.model_dump(), "epochs": epochs}),
+                qat, data.train, cfg.qat_baseline_train,
                 default_batch_size=batch_size, seed=seed, val_set=data.val, progress=ctx.progress,
                 task="qat (labels only)",
             ).history

@@ -18,6 +18,7 @@ from edgekd.distill.features import default_taps
 from edgekd.errors import ConfigError
 from edgekd.models import build_model
 from edgekd.models.user import ExportedModule
+from edgekd.progress import NullProgress
 
 
 @pytest.fixture(autouse=True)
@@ -93,21 +94,12 @@ def test_adapters_are_trained_with_the_student() -> None:
 
 # --- the methods' own stages -------------------------------------------------------------------------
 
-class _Recorder:
+class _Recorder(NullProgress):
     def __init__(self) -> None:
         self.started: list[str] = []
 
     def start(self, task: str, total: int | None = None) -> None:
         self.started.append(task)
-
-    def advance(self, task: str, steps: int = 1, status: str = "") -> None:
-        pass
-
-    def finish(self, task: str) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
 
 
 def test_hint_initialization_and_paraphraser_stages_run_before_the_main_epochs() -> None:

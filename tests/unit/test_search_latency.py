@@ -10,6 +10,7 @@ import torch
 
 from edgekd.config import ModelSpec, ProfileConfig
 from edgekd.errors import ConfigError
+from edgekd.progress import NullProgress
 from edgekd.search import LatencyTable, build_space, candidate_blocks, evaluate_table, measure_spec
 from edgekd.search.blocks import Block
 from edgekd.search.latency import _Copies, _Repeated, fit_line
@@ -21,7 +22,7 @@ SHAPE = (1, 8, 8)
 FAST = ProfileConfig(warmup_runs=2, min_time_s=0.01, min_runs=5, layer_profile_runs=0)
 
 
-class Steps:
+class Steps(NullProgress):
     """A Progress that counts the steps of each task."""
 
     def __init__(self) -> None:
@@ -33,12 +34,6 @@ class Steps:
 
     def advance(self, task: str, steps: int = 1, status: str = "") -> None:
         self.done[task] = self.done.get(task, 0) + steps
-
-    def finish(self, task: str) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
