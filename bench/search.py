@@ -6,9 +6,10 @@
 
 ``lut`` builds a fresh table of a space (MobileNet, 48 candidates, at the quickstart's 16x16
 input), fits its overhead on ``--fit`` networks, then measures ``--holdout`` other candidates and
-prints how many predictions fall within 10% of the measured p50. Each held-out candidate is
-measured a second time at the end: how often two measurements of the same network agree within
-10% is the noise floor of that number on this machine.
+prints how many predictions fall within 10% of the measured p50. Every block and network is
+measured ``--rounds`` times round-robin and its median kept, as the table does. Each held-out
+candidate is measured again (as many rounds) at the end: how often the two agree within 10% is
+the noise floor of that number on this machine.
 
 ``workers`` starts a study (the latency table is built once, before the clock starts, so that
 the workers do not time networks while competing for the CPU), then runs it to ``--trials``
@@ -45,6 +46,7 @@ from edgekd.search import (  # noqa: E402
     build_space,
     evaluate_table,
     measure_spec,
+    median_over_rounds,
     sample_candidates,
     start_study,
     worker_from_storage,
@@ -64,18 +66,20 @@ def lut(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         table = LatencyTable.build(space, target, shape, 10, cache=Path(tmp) / "table.json", settings=settings,
-                                   fit_networks=args.fit, seed=0)
+                                   fit_networks=args.fit, rounds=args.rounds, seed=0)
         build_s = time.perf_counter() - started
     fitted = [ModelSpec(**row["spec"]) for rows in table.fits.values() for row in rows]
     held_out = sample_candidates(space, args.holdout, seed=1, exclude=fitted)
-    result = evaluate_table(table, held_out, target, settings=settings)
-    again = [measure_spec(spec, target, shape, 10, settings=settings).p50_ms for spec in held_out]
+    result = evaluate_table(table, held_out, target, settings=settings, rounds=args.rounds)
+    again = list(median_over_rounds(
+        {str(i): spec for i, spec in enumerate(held_out)},
+        lambda spec: measure_spec(spec, target, shape, 10, settings=settings).p50_ms, args.rounds).values())
     agree = [abs(b / row["measured_ms"] - 1) <= 0.10 for row, b in zip(result["errors"], again, strict=True)]
 
     print(f"target {target.name} (threads {target.threads or 'default'}), {table.runtime}, space {args.space}"
           f" ({len(space)} candidates), input {shape}")
     print(f"table: {len(table.blocks)} blocks + {args.fit} fit networks in {build_s:.1f} s;"
-          f" overhead {next(iter(table.overhead_ms.values())):+.4f} ms\n")
+          f" line: {next(iter(table.scale.values())):.3f} × blocks {next(iter(table.overhead_ms.values())):+.4f} ms\n")
     print("| candidate | predicted ms | measured p50 ms | error | re-measured ms |")
     print("|---|---:|---:|---:|---:|")
     for row, remeasured in zip(result["errors"], again, strict=True):
@@ -159,6 +163,7 @@ def main() -> None:
     one.add_argument("--image-size", type=int, default=16)
     one.add_argument("--fit", type=int, default=8)
     one.add_argument("--holdout", type=int, default=24)
+    one.add_argument("--rounds", type=int, default=3, help="measurements of each block and network, round-robin")
     one.add_argument("--min-time", type=float, default=0.2, help="seconds of timed runs per measurement")
     two = sub.add_parser("workers", help="wall time of one vs two workers on one study")
     two.add_argument("--target", default="local-cpu")

@@ -14,6 +14,7 @@ from edgekd.search.latency import (
     default_table_cache,
     evaluate_table,
     measure_spec,
+    median_over_rounds,
     sample_candidates,
 )
 from edgekd.search.proxy import ProxyConfig, kd_proxy_accuracy, kd_proxy_train
@@ -57,6 +58,7 @@ __all__ = [
     "kd_proxy_accuracy",
     "kd_proxy_train",
     "measure_spec",
+    "median_over_rounds",
     "open_storage",
     "pareto_front",
     "read_recipe",

@@ -4,14 +4,13 @@ Measured: the candidate is exported (ONNX, or an edgekd checkpoint for the torch
 temporary folder and timed by the target's runtime at batch 1 with short settings.
 
 Predicted (Once-for-All, nn-Meter): every distinct block of a space (stem, each stage's blocks,
-last conv, head; see :mod:`edgekd.search.blocks`) is timed once, alone, with the input shape it
-gets inside the network; a network's latency is a line through the sum of its blocks, ``scale ×
-sum + overhead``, fitted on a few measured networks of the family. A block's time is its *marginal* time: ``(T_K - T_1) /
-(K - 1)`` where ``T_K`` times ``K`` copies of the block: one after another when the block keeps its
-input's shape (as the repeated blocks of a stage run in the network), else side by side on one
-input. Timing a block alone would also count the runtime's fixed cost per call (about 5-8 µs with
-ONNX Runtime here), once per block instead of once per network, which is as large as a small
-block itself.
+last conv, head; see :mod:`edgekd.search.blocks`) is timed once with the input shape it gets
+inside the network; a network's latency is a line through the sum of its blocks, ``scale × sum +
+overhead``, fitted on a few measured networks of the family. A block's time is its *marginal*
+time in context, ``(T_K - T_1) / (K - 1)``, where ``T_K`` times ``K`` copies of the block after a
+1x1 convolution (see :class:`_InContext`): the runtime's fixed cost per call, paid once per
+network, cancels out, and the copies run in the memory layout blocks have inside a network.
+Every block and fit network is timed in several rounds, round-robin, and its median kept.
 """
 
 from __future__ import annotations
@@ -23,10 +22,10 @@ import os
 import socket
 import statistics
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -43,12 +42,13 @@ from edgekd.search.blocks import Block
 from edgekd.search.spaces import SearchSpace, candidate_blocks
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 QUICK_PROFILE = ProfileConfig(warmup_runs=5, min_time_s=0.2, min_runs=20, layer_profile_runs=0)
 """Short timing settings for search candidates and table blocks (no per-layer profile)."""
 
 TABLE_FORMAT = "edgekd-latency-table/1"
-BLOCK_TIMING = "marginal, chained where the shape allows"
+BLOCK_TIMING = "marginal, in context: after a 1x1 conv, chained or summed"
 """How block times were taken; cached blocks timed another way are measured again."""
 
 
@@ -97,26 +97,33 @@ def measure_spec(spec: ModelSpec, target: TargetConfig, input_shape: tuple[int, 
         return runtime.profile(path, model_name=spec.name, batch=1, precision=precision, settings=settings)
 
 
-class _Repeated(nn.Module):
-    """``K`` copies of a block that keeps its input's shape, one after another."""
+class _InContext(nn.Module):
+    """``copies`` of a block after a 1x1 convolution, as the runtime runs blocks inside a network.
+
+    A block that keeps its input's shape is repeated in a chain; others are applied side by
+    side to the same input and their outputs summed. The leading convolution and the single
+    output keep ONNX Runtime's blocked (NCHWc) layout between the copies, as between the blocks
+    of a network: a block exported alone starts and ends in plain layout, and each copy then
+    paid a layout conversion and an unfused residual add that no network pays.
+    """
 
     def __init__(self, block: Block, copies: int) -> None:
         super().__init__()
-        self.copies = nn.Sequential(*(block.build() for _ in range(copies)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.copies(x)
-
-
-class _Copies(nn.Module):
-    """``K`` independent copies of a block, all applied to the same input."""
-
-    def __init__(self, block: Block, copies: int) -> None:
-        super().__init__()
+        self.pre = nn.Conv2d(block.in_channels, block.in_channels, 1)
+        self.chained = block.keeps_shape
         self.copies = nn.ModuleList(block.build() for _ in range(copies))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(copy(x) for copy in self.copies)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pre(x)
+        if self.chained:
+            for copy in self.copies:
+                y = copy(y)
+            return y
+        first, *others = self.copies
+        total = first(y)
+        for copy in others:
+            total = total + copy(y)
+        return total
 
 
 def _time_onnx(module: nn.Module, block: Block, runtime: Runtime, settings: ProfileConfig,
@@ -127,18 +134,11 @@ def _time_onnx(module: nn.Module, block: Block, runtime: Runtime, settings: Prof
         return runtime.profile(path, model_name=block.signature, batch=1, precision=precision, settings=settings)
 
 
-def _block_ms(block: Block, runtime: Runtime, settings: ProfileConfig, precision: str, copies: int,
-              alone: LatencyRecord | None = None) -> float:
-    """The block's marginal time, ``(T_copies - T_1) / (copies - 1)``.
-
-    A chain of copies measures a block as it runs inside a stage (its input is the previous
-    block's output, in a reused buffer); copies side by side each write an output of their own,
-    which over-counted wide blocks by up to 20% with ONNX Runtime's two threads here.
-    """
+def _block_ms(block: Block, runtime: Runtime, settings: ProfileConfig, precision: str, copies: int) -> float:
+    """The block's marginal time in context, ``(T_copies - T_1) / (copies - 1)`` (see :class:`_InContext`)."""
     torch.manual_seed(0)
-    single = alone or _time_onnx(block.build(), block, runtime, settings, precision)
-    several = _Repeated(block, copies) if block.keeps_shape else _Copies(block, copies)
-    many = _time_onnx(several, block, runtime, settings, precision)
+    single = _time_onnx(_InContext(block, 1), block, runtime, settings, precision)
+    many = _time_onnx(_InContext(block, copies), block, runtime, settings, precision)
     return (many.p50_ms - single.p50_ms) / (copies - 1)
 
 
@@ -196,7 +196,7 @@ class LatencyTable:
     @classmethod
     def build(cls, space: SearchSpace, target: TargetConfig, input_shape: tuple[int, int, int], num_classes: int, *,
               cache: Path | None = None, settings: ProfileConfig = QUICK_PROFILE, precision: str = "fp32",
-              copies: int = 4, fit_networks: int = 8, seed: int = 0,
+              copies: int = 4, fit_networks: int = 8, rounds: int = 3, seed: int = 0,
               progress: Progress = NullProgress()) -> LatencyTable:
         """Time every distinct block of ``space`` and fit the family's overhead on a few networks.
 
@@ -213,6 +213,8 @@ class LatencyTable:
             precision: The precision to time at (see :func:`measure_spec`).
             copies: ``K`` of the marginal block time (at least 2).
             fit_networks: Networks measured to fit the overhead (at least 1).
+            rounds: Every block and fit network is timed once per round, in a new session each
+                time, and its median over the rounds kept (see :func:`median_over_rounds`).
             seed: Picks the fit networks.
             progress: Receives one step per block and network measured.
 
@@ -220,8 +222,9 @@ class LatencyTable:
             ConfigError: The target's runtime does not time ONNX files, or a bad argument.
             RuntimeBackendError: The runtime cannot run a block.
         """
-        if copies < 2 or fit_networks < 1:
-            raise ConfigError(f"a latency table needs copies >= 2 and fit_networks >= 1 (got {copies}, {fit_networks})")
+        if copies < 2 or fit_networks < 1 or rounds < 1:
+            raise ConfigError("a latency table needs copies >= 2, fit_networks >= 1 and rounds >= 1"
+                              f" (got {copies}, {fit_networks}, {rounds})")
         runtime = get_runtime(target)
         if runtime.model_format != "onnx":
             raise ConfigError(
@@ -244,26 +247,27 @@ class LatencyTable:
         fit_key = _fit_key(space.family, input_shape)
         fit_specs = sample_candidates(space, fit_networks, seed) if fit_key not in table.overhead_ms else []
         task = f"latency table · {target.name}"
-        progress.start(task, total=len(missing) + len(fit_specs))
-        for block in missing:
-            alone = probe if block is first else None
-            table.blocks[block.signature] = _block_ms(block, runtime, settings, precision, copies, alone)
-            progress.advance(task, status=block.signature)
+        progress.start(task, total=(len(missing) + len(fit_specs)) * rounds)
+        table.blocks.update(median_over_rounds(
+            {block.signature: block for block in missing},
+            lambda block: _block_ms(block, runtime, settings, precision, copies),
+            rounds, lambda signature: progress.advance(task, status=signature)))
         if fit_specs:
-            table._fit(fit_key, fit_specs, target, settings, progress, task)
+            table._fit(fit_key, fit_specs, target, settings, rounds, lambda status: progress.advance(task, status=status))
         progress.finish(task)
         if cache is not None:
             table.save(Path(cache))
         return table
 
-    def _fit(self, fit_key: str, specs: list[ModelSpec], target: TargetConfig, settings: ProfileConfig,
-             progress: Progress, task: str) -> None:
-        rows = []
-        for spec in specs:
-            measured = measure_spec(spec, target, self.input_shape, self.num_classes, settings=settings,
-                                    precision=self.precision).p50_ms
-            rows.append({"spec": spec.model_dump(mode="json"), "measured_ms": measured, "blocks_ms": self._sum(spec)})
-            progress.advance(task, status=f"network {len(rows)}/{len(specs)}")
+    def _fit(self, fit_key: str, specs: list[ModelSpec], target: TargetConfig, settings: ProfileConfig, rounds: int,
+             advance: Callable[[str], None]) -> None:
+        measured = median_over_rounds(
+            {f"network {i}/{len(specs)}": spec for i, spec in enumerate(specs, start=1)},
+            lambda spec: measure_spec(spec, target, self.input_shape, self.num_classes, settings=settings,
+                                      precision=self.precision).p50_ms,
+            rounds, advance)
+        rows = [{"spec": spec.model_dump(mode="json"), "measured_ms": ms, "blocks_ms": self._sum(spec)}
+                for spec, ms in zip(specs, measured.values(), strict=True)]
         self.scale[fit_key], self.overhead_ms[fit_key] = fit_line(
             [row["blocks_ms"] for row in rows], [row["measured_ms"] for row in rows])
         self.fits[fit_key] = rows
@@ -351,8 +355,25 @@ class LatencyTable:
         self.fits.update(entry.get("fits", {}))
 
 
+def median_over_rounds(items: dict[str, T], measure: Callable[[T], float], rounds: int,
+                       advance: Callable[[str], None] = lambda key: None) -> dict[str, float]:
+    """Each item's median of ``rounds`` measurements, taken round-robin: every item once per round.
+
+    On a shared machine a network's p50 drifts by 10-15% within a minute and differs between two
+    sessions of the same model; rounds spread over the whole measuring time let every item see
+    the same mix of conditions, so that items measured minutes apart stay comparable.
+    """
+    samples: dict[str, list[float]] = {key: [] for key in items}
+    for _ in range(rounds):
+        for key, item in items.items():
+            samples[key].append(measure(item))
+            advance(key)
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
 def fit_line(blocks_ms: Sequence[float], measured_ms: Sequence[float]) -> tuple[float, float]:
-    """``(scale, overhead)`` of ``measured = scale × blocks + overhead`` by least squares.
+    """``(scale, overhead)`` of ``measured = scale × blocks + overhead`` by least squares on
+    relative residuals (each network's error divided by its measured time).
 
     Marginal block times over-count a network's compute a little (each block is timed in a model
     of its own), and the runtime's fixed cost per call is paid once per network: both show up as
@@ -361,7 +382,8 @@ def fit_line(blocks_ms: Sequence[float], measured_ms: Sequence[float]) -> tuple[
     """
     blocks, measured = np.asarray(blocks_ms, dtype=float), np.asarray(measured_ms, dtype=float)
     if len(blocks) >= 3 and blocks.std() > 0.05 * blocks.mean():
-        scale, overhead = np.polyfit(blocks, measured, 1)
+        # Relative residuals: a 5 µs miss matters on a 40 µs network, not on a 400 µs one.
+        scale, overhead = np.polyfit(blocks, measured, 1, w=1.0 / measured)
         if 0.5 <= scale <= 2.0:
             return float(scale), float(overhead)
     return 1.0, float(np.median(measured - blocks))
@@ -389,7 +411,8 @@ def sample_candidates(space: SearchSpace, count: int, seed: int,
 
 
 def evaluate_table(table: LatencyTable, held_out: Sequence[ModelSpec], target: TargetConfig, *,
-                   settings: ProfileConfig = QUICK_PROFILE, progress: Progress = NullProgress()) -> dict[str, Any]:
+                   settings: ProfileConfig = QUICK_PROFILE, rounds: int = 3,
+                   progress: Progress = NullProgress()) -> dict[str, Any]:
     """Measure ``held_out`` candidates and compare them with the table's predictions.
 
     Args:
@@ -397,7 +420,8 @@ def evaluate_table(table: LatencyTable, held_out: Sequence[ModelSpec], target: T
         held_out: Candidates that were not used to fit the table's overhead.
         target: The target the table was built for.
         settings: Timing settings of the measurements.
-        progress: Receives one step per candidate.
+        rounds: Measurements of each candidate, round-robin; the median is its measured p50.
+        progress: Receives one step per measurement.
 
     Returns:
         ``within_10pct``: fraction of candidates whose prediction is within 10% of the measured
@@ -410,16 +434,18 @@ def evaluate_table(table: LatencyTable, held_out: Sequence[ModelSpec], target: T
     if not held_out:
         raise ValueError("evaluate_table needs at least one held-out candidate")
     task = f"latency table check · {target.name}"
-    progress.start(task, total=len(held_out))
-    errors = []
-    for spec in held_out:
-        predicted = table.predict(spec)
-        measured = measure_spec(spec, target, table.input_shape, table.num_classes, settings=settings,
-                                precision=table.precision).p50_ms
-        errors.append({"spec": spec.model_dump(mode="json"), "predicted_ms": predicted, "measured_ms": measured,
-                       "error": predicted / measured - 1.0})
-        progress.advance(task)
+    progress.start(task, total=len(held_out) * rounds)
+    measured = median_over_rounds(
+        {str(i): spec for i, spec in enumerate(held_out)},
+        lambda spec: measure_spec(spec, target, table.input_shape, table.num_classes, settings=settings,
+                                  precision=table.precision).p50_ms,
+        rounds, lambda key: progress.advance(task))
     progress.finish(task)
+    errors = []
+    for spec, measured_ms in zip(held_out, measured.values(), strict=True):
+        predicted = table.predict(spec)
+        errors.append({"spec": spec.model_dump(mode="json"), "predicted_ms": predicted, "measured_ms": measured_ms,
+                       "error": predicted / measured_ms - 1.0})
     relative = [abs(row["error"]) for row in errors]
     return {
         "within_10pct": sum(e <= 0.10 for e in relative) / len(relative),

@@ -72,6 +72,8 @@ class SearchSettings(StrictModel):
     engine (TensorRT, torch on CUDA); INT8 is the qkd stage's."""
     table_fit_networks: PositiveInt = 8
     """Networks measured to fit the table's line (scale and overhead)."""
+    table_rounds: PositiveInt = 3
+    """Times each block, fit network and held-out candidate is measured (round-robin, median kept)."""
     table_holdout: int = Field(8, ge=0)
     """Candidates measured after the search to report the table's prediction error."""
     seed: int = 0
@@ -378,7 +380,8 @@ def _table(space: SearchSpace, target: TargetConfig, data: DataSplits, settings:
            cache: Path | None, progress: Progress) -> LatencyTable:
     return LatencyTable.build(space, target, data.input_shape, data.num_classes, cache=cache or default_table_cache(),
                               settings=settings.profile, precision=settings.precision,
-                              fit_networks=settings.table_fit_networks, seed=settings.seed, progress=progress)
+                              fit_networks=settings.table_fit_networks, rounds=settings.table_rounds,
+                              seed=settings.seed, progress=progress)
 
 
 def start_study(space: SearchSpace, data: DataSplits, target: TargetConfig, settings: SearchSettings, *,
@@ -494,7 +497,8 @@ def run_search(space: SearchSpace, teacher: nn.Module, data: DataSplits, target:
         fitted = [ModelSpec(**row["spec"]) for fit in table.fits.values() for row in fit]
         held_out = sample_candidates(space, settings.table_holdout, settings.seed + 1, exclude=fitted)
         if held_out:
-            result.table_eval = evaluate_table(table, held_out, target, settings=settings.profile, progress=progress)
+            result.table_eval = evaluate_table(table, held_out, target, settings=settings.profile,
+                                               rounds=settings.table_rounds, progress=progress)
     return result
 
 

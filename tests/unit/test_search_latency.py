@@ -13,7 +13,7 @@ from edgekd.errors import ConfigError
 from edgekd.progress import NullProgress
 from edgekd.search import LatencyTable, build_space, candidate_blocks, evaluate_table, measure_spec
 from edgekd.search.blocks import Block
-from edgekd.search.latency import _Copies, _Repeated, fit_line
+from edgekd.search.latency import _InContext, fit_line, median_over_rounds
 from edgekd.targets import load_target
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript-based exporter
@@ -50,7 +50,8 @@ def space():
 def built(tmp_path_factory, space, target) -> tuple[LatencyTable, Path, Steps]:
     cache = tmp_path_factory.mktemp("lut") / "tables.json"
     steps = Steps()
-    table = LatencyTable.build(space, target, SHAPE, 10, cache=cache, settings=FAST, fit_networks=1, progress=steps)
+    table = LatencyTable.build(space, target, SHAPE, 10, cache=cache, settings=FAST, fit_networks=1, rounds=2,
+                               progress=steps)
     return table, cache, steps
 
 
@@ -66,7 +67,7 @@ def test_table_covers_every_block_and_predicts(built, space) -> None:
     assert set(table.blocks) == signatures
     assert list(table.overhead_ms) == ["plain_cnn@1x8x8"] and len(table.fits["plain_cnn@1x8x8"]) == 1
     assert table.target == "local-cpu" and table.runtime.startswith("onnxruntime ")
-    assert steps.done[f"latency table · {table.target}"] == len(signatures) + 1
+    assert steps.done[f"latency table · {table.target}"] == 2 * (len(signatures) + 1)  # two rounds
     for spec in space.candidates():
         blocks = candidate_blocks(spec, SHAPE, 10)
         assert table.predict(spec) == pytest.approx(  # one fit network: no slope, scale 1
@@ -95,7 +96,7 @@ def test_blocks_timed_another_way_are_measured_again(built, space, target, tmp_p
     old = tmp_path / "old.json"
     old.write_text(json.dumps(stored))
     steps = Steps()
-    LatencyTable.build(space, target, SHAPE, 10, cache=old, settings=FAST, fit_networks=1, progress=steps)
+    LatencyTable.build(space, target, SHAPE, 10, cache=old, settings=FAST, fit_networks=1, rounds=1, progress=steps)
     assert steps.done[f"latency table · {table.target}"] == len(table.blocks) + 1
 
 
@@ -107,23 +108,42 @@ def test_fit_line_recovers_scale_and_overhead_and_falls_back_when_it_cannot() ->
     assert fit_line(blocks, [0.05, 0.01, 0.12, 0.02])[0] == 1.0  # a wild slope is noise, not a fit
 
 
-def test_blocks_that_keep_their_shape_are_timed_one_after_another() -> None:
+def test_blocks_are_timed_after_a_conv_chained_or_summed() -> None:
     same = Block("conv_bn", 8, 8, 3, 1, 8, 8)
     assert same.keeps_shape and not Block("conv_bn", 8, 16, 3, 1, 8, 8).keeps_shape
     assert not Block("conv_bn", 8, 8, 3, 2, 8, 8).keeps_shape and not Block("head", 8, 8, 1, 1, 8, 8).keeps_shape
     x = torch.randn(1, 8, 8, 8)
-    chained = _Repeated(same, 3).eval()
-    expected = x
+    chained = _InContext(same, 3).eval()
+    expected = chained.pre(x)
     for copy in chained.copies:
         expected = copy(expected)
     assert torch.equal(chained(x), expected)
-    assert len(_Copies(same, 3).eval()(x)) == 3
+    wider = Block("conv_bn", 8, 16, 3, 2, 8, 8)
+    summed = _InContext(wider, 3).eval()
+    y = summed.pre(x)
+    assert summed(x).shape == (1, 16, 4, 4)
+    assert torch.allclose(summed(x), sum(copy(y) for copy in summed.copies))
+
+
+def test_median_over_rounds_measures_round_robin() -> None:
+    calls: list[str] = []
+    times = {"a": iter([3.0, 1.0, 2.0]), "b": iter([5.0, 9.0, 4.0])}
+
+    def measure(key: str) -> float:
+        calls.append(key)
+        return next(times[key])
+
+    advanced: list[str] = []
+    assert median_over_rounds({"a": "a", "b": "b"}, measure, 3, advanced.append) == {"a": 2.0, "b": 5.0}
+    assert calls == ["a", "b"] * 3 and advanced == calls
 
 
 def test_evaluate_table_reports_error_on_held_out_candidates(built, target) -> None:
     table, _, _ = built
     held_out = [ModelSpec(name="plain_cnn", params={"channels": [4, 8], "kernel_size": 3})]
-    result = evaluate_table(table, held_out, target, settings=FAST)
+    steps = Steps()
+    result = evaluate_table(table, held_out, target, settings=FAST, rounds=2, progress=steps)
+    assert steps.done == {"latency table check · local-cpu": 2}
     assert set(result) == {"within_10pct", "median_abs_error", "errors"}
     assert 0.0 <= result["within_10pct"] <= 1.0
     (row,) = result["errors"]
