@@ -7,7 +7,8 @@ For each finished quickstart run folder (its teacher and distilled student are r
 setting below re-runs the three QKD phases from the same NNCF calibration, exports the INT8 ONNX
 in the ONNX Runtime form (what local-cpu deploys) and scores it by ONNX Runtime on the run's
 validation split. ``--qat`` adds the label-only QAT baseline as the qkd stage makes it. Each
-setting is a set of overrides of the quickstart's ``stages.qkd``.
+setting is a set of overrides of the quickstart's ``stages.qkd`` (``teacher``: a model of the
+run's distill stage, e.g. ``assistant_1``, instead of the teacher).
 """
 
 from __future__ import annotations
@@ -53,7 +54,16 @@ SETTINGS: dict[str, dict] = {
                            "tutoring": {"epochs": 4, "lr": 0.005}},
     "0.0005 + T=2": {"co_studying_teacher": {"lr": 0.0005}, "losses": hinton(0.9, 2.0)},
     "0.0005 + ce 1, kd 0.5": {"co_studying_teacher": {"lr": 0.0005}, "ce_weight": 1.0, "losses": hinton(0.5, 4.0)},
+    "assistant as teacher, lr 0.0005": {"teacher": "assistant_1", "co_studying_teacher": {"lr": 0.0005}},
+    "0.0005 + lr 0.01 all phases": {"co_studying_teacher": {"lr": 0.0005}, "co_studying": {"epochs": 2, "lr": 0.01},
+                                    "tutoring": {"epochs": 3, "lr": 0.01}},
 }
+
+
+def qkd_teacher(run: Path, overrides: dict, teacher: torch.nn.Module) -> torch.nn.Module:
+    """The run's teacher, or the distill stage's model that a setting's ``teacher`` names."""
+    name = overrides.get("teacher")
+    return load_checkpoint(run / "distill" / f"{name}.pt").module.eval() if name else teacher
 
 
 def val_accuracy(qmodel: torch.nn.Module, data: DataSplits, folder: Path) -> float:
@@ -82,10 +92,11 @@ def main() -> None:
         calib = data.train.tensors[0][: pipe.stages.qkd.calibration_samples]
         batch = pipe.data.batch_size
         for name, overrides in settings.items():
-            cfg = QKDConfig.model_validate({**pipe.stages.qkd.model_dump(mode="json"), **overrides})
+            stage = {key: value for key, value in overrides.items() if key != "teacher"}
+            cfg = QKDConfig.model_validate({**pipe.stages.qkd.model_dump(mode="json"), **stage})
             qstudent = quantize_for_training(student, calib, subset_size=cfg.calibration_samples)
             torch.manual_seed(seed)
-            result, _ = run_qkd(qstudent, teacher, data, self_studying=cfg.self_studying,
+            result, _ = run_qkd(qstudent, qkd_teacher(run, overrides, teacher), data, self_studying=cfg.self_studying,
                                 co_studying=cfg.co_studying, tutoring=cfg.tutoring,
                                 losses=build_losses(cfg.losses, "stages.qkd"), ce_weight=cfg.ce_weight,
                                 teacher_cfg=cfg.co_studying_teacher, batch_size=batch, seed=seed)
