@@ -10,10 +10,10 @@ Each seed is one `edgekd compress` (with `stages.distill.baseline=true`: the sam
 same initial weights, trained on labels alone) in its own process; every number below comes from
 that run's report.json.
 
-``--budget-from PIPELINE`` sets the search budget of each seed's run to the p50 of PIPELINE's
-hand-picked student, timed just before that run on the search's target (local-cpu) with the
-search's own settings (``QUICK_PROFILE``, batch 1, FP32): the median of ``--budget-repeats`` timings,
-so that the budget is the hand-picked student's latency on the machine as it is now.
+``--budget-from PIPELINE`` sets ``stages.search.budget_from`` of each seed's run to PIPELINE's
+hand-picked student: the search times that student on its target (local-cpu) when it starts, with
+the candidates' settings, and takes its p50 as the budget; a candidate with that architecture
+gets the same number, so the hand-picked student is always within the budget it defines.
 """
 
 from __future__ import annotations
@@ -29,18 +29,12 @@ import time
 from pathlib import Path
 
 
-def handpicked_p50(pipeline: str, repeats: int) -> tuple[float, list[float]]:
-    """The median p50 (ms) of ``repeats`` timings of ``pipeline``'s student, as the search times a candidate."""
+def handpicked_student(pipeline: str) -> dict:
+    """``pipeline``'s hand-picked student as a model spec."""
     from edgekd.api import load_pipeline
-    from edgekd.search import QUICK_PROFILE, measure_spec
-    from edgekd.targets import load_target
 
     config, _ = load_pipeline(pipeline)
-    shape = (1, config.data.image_size, config.data.image_size)  # digits: one channel
-    target = load_target(config.stages.profile.targets[0])
-    times = [measure_spec(config.stages.distill.student, target, shape, 10, settings=QUICK_PROFILE).p50_ms
-             for _ in range(repeats)]
-    return statistics.median(times), times
+    return config.stages.distill.student.model_dump(mode="json")
 
 
 def run(pipeline: str, seed: int, out: Path, overrides: list[str]) -> dict:
@@ -71,20 +65,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(".bench/quickstart"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to edgekd --set")
     parser.add_argument("--budget-from", metavar="PIPELINE",
-                        help="search budget = this pipeline's student p50, timed before each seed's run")
-    parser.add_argument("--budget-repeats", type=int, default=5, help="timings whose median is the budget")
+                        help="search budget = the p50 of this pipeline's student, timed by the search")
     args = parser.parse_args()
-    results = []
-    for seed in args.seeds:
-        overrides = list(args.overrides)
-        budget = None
-        if args.budget_from:
-            budget, times = handpicked_p50(args.budget_from, args.budget_repeats)
-            print(f"seed {seed}: budget {budget:.4f} ms = median p50 of {args.budget_from}'s student over "
-                  f"{', '.join(f'{t:.4f}' for t in times)} ms · load {os.getloadavg()[0]:.2f}", flush=True)
-            overrides.append(f"stages.search.budget_ms={budget:.6f}")
-        results.append({**run(args.pipeline, seed, args.out, overrides), "budget_ms": budget,
-                        "load": os.getloadavg()[0]})
+    overrides = list(args.overrides)
+    if args.budget_from:
+        overrides += ["stages.search.budget_ms=null",
+                      f"stages.search.budget_from={json.dumps(handpicked_student(args.budget_from))}"]
+    results = [{**run(args.pipeline, seed, args.out, overrides), "load": os.getloadavg()[0]} for seed in args.seeds]
     names = ("teacher", "assistant_1", "student", "student_no_kd", "student_int8", "student_ptq", "student_qat")
     present = [n for n in names if n in results[0]["report"]["models"]]
 

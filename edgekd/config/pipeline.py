@@ -216,6 +216,9 @@ class SearchConfig(StrictModel):
     """A profiled target; default the first of ``stages.profile.targets``."""
     budget_ms: PositiveFloat | None = None
     """p50 budget at batch 1; default ``budgets.max_latency_p50_ms`` of the target."""
+    budget_from: ModelSpec | None = None
+    """"As fast as this model": its p50 on the target, timed when the search starts, is the budget
+    (instead of ``budget_ms``); a candidate with its architecture is not timed again."""
     trials: PositiveInt = 12
     sampler: Literal["tpe", "nsga2"] = "tpe"
     latency: Literal["measured", "table"] = "measured"
@@ -226,6 +229,12 @@ class SearchConfig(StrictModel):
     storage: str | None = None
     """Any SQLAlchemy URL that several ``edgekd search-worker`` can share; default SQLite in the run folder."""
     study_name: str | None = None
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> SearchConfig:
+        if self.budget_ms is not None and self.budget_from is not None:
+            raise ValueError("budget_ms and budget_from both set: give the budget in ms or as a model, not both")
+        return self
 
 
 class StagesConfig(StrictModel):

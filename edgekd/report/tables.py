@@ -358,12 +358,17 @@ def int8_layer_summary(comparison: dict[str, Any]) -> str:
 # --- search ---------------------------------------------------------------------------------
 
 
+def _budget_source(search: dict[str, Any]) -> str:
+    reference = search.get("budget_from")
+    return f" (the p50 of {reference['name']} {reference['params']})" if reference else ""
+
+
 def search_line(search: dict[str, Any]) -> str:
     best = search["best"]
     verdict = "within" if search["met_budget"] else "NOT within (no candidate was: the fastest is kept)"
     line = (f"Searched {len(search['trials'])} students ({search['sampler']}, latency {search['latency']}) on "
             f"{search['target']}: chose {best['name']} {best['params']}, p50 {fmt_ms(search['best_trial']['latency_ms'])}"
-            f" ms, {verdict} the {fmt_ms(search['budget_ms'])} ms budget; KD-proxy accuracy "
+            f" ms, {verdict} the {fmt_ms(search['budget_ms'])} ms budget{_budget_source(search)}; KD-proxy accuracy "
             f"{fmt_percent(search['best_trial']['accuracy'])}.")
     table_eval = search.get("table_eval")
     if table_eval:

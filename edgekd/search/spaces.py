@@ -163,6 +163,11 @@ def family_params(spec: ModelSpec) -> dict[str, Any]:
     return {**defaults, **spec.params}
 
 
+def same_architecture(a: ModelSpec, b: ModelSpec) -> bool:
+    """Whether two specs build the same network (a parameter left out equals its default)."""
+    return a.name == b.name and family_params(a) == family_params(b)
+
+
 def candidate_blocks(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int) -> list[Block]:
     """The blocks of any network of a family that has a search space.
 

@@ -42,7 +42,7 @@ from edgekd.search.latency import (
 )
 from edgekd.search.proxy import ProxyConfig, kd_proxy_accuracy
 from edgekd.search.reward import SOFT, RewardConfig, reward
-from edgekd.search.spaces import SearchSpace, build_space
+from edgekd.search.spaces import SearchSpace, build_space, same_architecture
 
 STUDY_ATTR = "edgekd_search"
 """The study user attribute that holds the search recipe."""
@@ -59,6 +59,10 @@ class SearchSettings(StrictModel):
 
     budget_ms: PositiveFloat
     """Latency budget on the target at batch 1."""
+    reference: ModelSpec | None = None
+    """The model whose p50 ``budget_ms`` is (see :func:`reference_budget`): a candidate with its
+    architecture gets that latency instead of a second timing, which would land on either side
+    of its own p50."""
     n_trials: PositiveInt = 20
     """Finished trials the study needs, over all workers and resumed runs."""
     sampler: Literal["tpe", "nsga2"] = "tpe"
@@ -103,6 +107,7 @@ class SearchResult:
         met_budget: Whether the chosen student meets the budget; when no candidate does, the
             student is the fastest candidate and this is False (the caller exits 1).
         budget_ms: The budget.
+        budget_from: The model whose p50 the budget is (``SearchSettings.reference``), if any.
         sampler: ``tpe`` or ``nsga2``.
         latency: ``measured`` or ``table``.
         trials: One row per finished trial, by number: ``number``, ``spec``, ``accuracy``,
@@ -127,6 +132,7 @@ class SearchResult:
     storage: str
     best_measured_ms: float | None = None
     table_eval: dict[str, Any] | None = None
+    budget_from: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (``best`` as ``{"name", "params"}``)."""
@@ -292,7 +298,9 @@ class _Objective:
 
     def _score(self, spec: ModelSpec, number: int) -> dict[str, Any]:
         settings = self.settings
-        if self.table is not None:
+        if settings.reference is not None and same_architecture(spec, settings.reference):
+            latency = settings.budget_ms
+        elif self.table is not None:
             latency = self.table.predict(spec)
         else:
             latency = measure_spec(spec, self.target, self.data.input_shape, self.data.num_classes,
@@ -382,6 +390,28 @@ def _table(space: SearchSpace, target: TargetConfig, data: DataSplits, settings:
                               settings=settings.profile, precision=settings.precision,
                               fit_networks=settings.table_fit_networks, rounds=settings.table_rounds,
                               seed=settings.seed, progress=progress)
+
+
+def reference_budget(reference: ModelSpec, target: TargetConfig, data: DataSplits, *, storage: str,
+                     study_name: str, settings: ProfileConfig = QUICK_PROFILE, precision: str = "fp32") -> float:
+    """The p50 of ``reference`` on ``target`` at batch 1: the budget of a search for a student "as
+    fast as this model". A study of that name already started with this reference keeps the
+    budget it timed then, so that a resumed search scores its trials against the same number.
+
+    Raises:
+        ConfigError: The storage is unreachable, or the runtime cannot time the model.
+    """
+    rdb = open_storage(storage)
+    try:
+        with _quiet_optuna():
+            stored = optuna.load_study(study_name=study_name, storage=rdb).user_attrs.get(STUDY_ATTR) or {}
+    except KeyError:  # no such study yet
+        stored = {}
+    earlier = stored.get("settings", {})
+    if earlier.get("reference") == reference.model_dump(mode="json"):
+        return float(earlier["budget_ms"])
+    return measure_spec(reference, target, data.input_shape, data.num_classes, settings=settings,
+                        precision=precision).p50_ms
 
 
 def start_study(space: SearchSpace, data: DataSplits, target: TargetConfig, settings: SearchSettings, *,
@@ -490,6 +520,7 @@ def run_search(space: SearchSpace, teacher: nn.Module, data: DataSplits, target:
         best=ModelSpec(**best["spec"]), best_trial=best, met_budget=best["met_budget"], budget_ms=settings.budget_ms,
         sampler=settings.sampler, latency=settings.latency, trials=rows, pareto=pareto_front(rows),
         study_name=study_name, storage=shown_url(url),
+        budget_from=settings.reference.model_dump(mode="json") if settings.reference is not None else None,
     )
     if table is not None:
         result.best_measured_ms = measure_spec(result.best, target, data.input_shape, data.num_classes,

@@ -28,7 +28,7 @@ class SearchStage(Stage):
                 "data": ctx.config.data.model_dump(mode="json"), "seed": ctx.config.seed}
 
     def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
-        from edgekd.search import WorkerSource, build_space, default_storage, run_search
+        from edgekd.search import WorkerSource, build_space, default_storage, reference_budget, run_search
 
         cfg = ctx.config.stages.search
         data = ctx.data()
@@ -40,9 +40,14 @@ class SearchStage(Stage):
         source = WorkerSource(teacher=teacher_cfg, data=ctx.config.data, seed=ctx.config.seed, base_dir=ctx.base_dir)
         storage = cfg.storage or default_storage(ctx.run_dir)
         study_name = cfg.study_name or f"{ctx.config.name}-{fingerprint(self.fingerprint_inputs(ctx))[:8]}"
+        target = search_target(ctx.config, ctx.targets)
+        budget = None
+        if cfg.budget_from is not None:
+            ctx.progress.note(f"search budget: timing {cfg.budget_from.name} {cfg.budget_from.params} on {target.name}")
+            budget = reference_budget(cfg.budget_from, target, data, storage=storage, study_name=study_name)
         result = run_search(
             build_space(cfg.space, cfg.choices, "stages.search.choices"), teacher, data,
-            search_target(ctx.config, ctx.targets), settings(ctx.config), run_dir=ctx.run_dir, storage=storage,
+            target, settings(ctx.config, budget), run_dir=ctx.run_dir, storage=storage,
             study_name=study_name, source=source, progress=ctx.progress,
         )
         return {"student": result.best.model_dump(mode="json"), "result": result.to_dict(),
@@ -58,26 +63,31 @@ def search_target(config: PipelineConfig, targets: list[TargetConfig]) -> Target
                       f"{', '.join(t.name for t in targets)}); add it to stages.profile.targets")
 
 
-def budget_ms(config: PipelineConfig) -> float:
+def budget_ms(config: PipelineConfig) -> float | None:
+    """The budget the config states; ``None`` with ``budget_from`` (timed when the search starts)."""
     search = config.stages.search
+    if search.budget_from is not None:
+        return None
     if search.budget_ms is not None:
         return search.budget_ms
     target = search.target or config.stages.profile.targets[0]
     limit = config.budgets.max_latency_p50_ms.get(target)
     if limit is None:
-        raise ConfigError(f"stages.search: no latency budget; set stages.search.budget_ms or "
-                          f"budgets.max_latency_p50_ms.{target}")
+        raise ConfigError(f"stages.search: no latency budget; set stages.search.budget_ms, stages.search.budget_from"
+                          f" or budgets.max_latency_p50_ms.{target}")
     return limit
 
 
-def settings(config: PipelineConfig):
-    """The library's typed search settings, from the stage's config (errors name the YAML key)."""
+def settings(config: PipelineConfig, budget: float | None = None):
+    """The library's typed search settings, from the stage's config (errors name the YAML key);
+    ``budget``: the timed ``budget_from`` model's p50 (preflight checks with a stand-in)."""
     from edgekd.config import validate
     from edgekd.search import ProxyConfig, RewardConfig, SearchSettings
 
     cfg = config.stages.search
     return SearchSettings(
-        budget_ms=budget_ms(config), n_trials=cfg.trials, sampler=cfg.sampler, latency=cfg.latency,
+        budget_ms=budget if budget is not None else budget_ms(config), reference=cfg.budget_from,
+        n_trials=cfg.trials, sampler=cfg.sampler, latency=cfg.latency,
         reward=validate(RewardConfig, cfg.reward, "stages.search.reward"),
         proxy=validate(ProxyConfig, {"seed": config.seed, **cfg.proxy}, "stages.search.proxy"),
         seed=config.seed,

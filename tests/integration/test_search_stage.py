@@ -62,12 +62,29 @@ def test_a_budget_no_candidate_meets_exits_1_with_the_fastest(search_pipeline: P
     assert search["best_trial"]["latency_ms"] == min(t["latency_ms"] for t in search["trials"])
 
 
+def test_a_budget_from_a_model_is_timed_and_named_in_the_report(search_pipeline: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["compress", str(search_pipeline), "--out", str(run_dir), "--set",
+                                 "stages.search.budget_ms=null", "--set", "stages.search.trials=4", "--set",
+                                 "stages.search.budget_from={name: plain_cnn, params: {channels: [8, 16]}}"])
+    assert result.exit_code == 0, result.output
+    search = json.loads((run_dir / "report.json").read_text())["search"]
+    assert search["budget_from"] == {"name": "plain_cnn", "params": {"channels": [8, 16]}}
+    # every candidate is tried (4 trials, 4 candidates): the reference meets its own p50, so one does
+    (reference,) = [t for t in search["trials"] if t["spec"]["params"]["channels"] == [8, 16]]
+    assert reference["latency_ms"] == search["budget_ms"] and reference["met_budget"] and search["met_budget"]
+    assert "(the p50 of plain_cnn {'channels': [8, 16]})" in (run_dir / "report.md").read_text()
+
+
 def test_bad_search_input_is_exit_2_before_anything_runs(search_pipeline: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    for override in ("stages.search.space=resnet", "stages.search.choices={channels: []}",
-                     "stages.search.target=jetson-orin-nano", "stages.search.reward={w_under: 1}"):
-        result = runner.invoke(app, ["compress", str(search_pipeline), "--out", str(run_dir), "--set", override])
-        assert result.exit_code == 2, (override, result.output)
+    for overrides in (["stages.search.space=resnet"], ["stages.search.choices={channels: []}"],
+                      ["stages.search.target=jetson-orin-nano"], ["stages.search.reward={w_under: 1}"],
+                      ["stages.search.budget_from={name: plain_cnn}"],  # and budget_ms: two budgets
+                      ["stages.search.budget_ms=null", "stages.search.budget_from={name: nope}"]):
+        sets = [arg for override in overrides for arg in ("--set", override)]
+        result = runner.invoke(app, ["compress", str(search_pipeline), "--out", str(run_dir), *sets])
+        assert result.exit_code == 2, (overrides, result.output)
         assert len(result.stderr.strip().splitlines()) == 1
     assert not run_dir.exists()
     worker = runner.invoke(app, ["search-worker", "--storage", "postgresql://nobody@127.0.0.1:1/none",

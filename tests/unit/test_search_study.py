@@ -25,6 +25,7 @@ from edgekd.search import (
     open_storage,
     pareto_front,
     read_recipe,
+    reference_budget,
     run_search,
     start_study,
     worker_from_storage,
@@ -118,6 +119,23 @@ def test_an_interrupted_search_resumes(data, teacher, space, target, tmp_path) -
     assert same.trials == more.trials  # nothing left to run
     with pytest.raises(ConfigError, match=r"another search \(settings.budget_ms differ\)"):
         run_search(space, teacher, data, target, settings(n_trials=4, budget_ms=5.0), run_dir=tmp_path)
+
+
+def test_a_budget_from_a_reference_model_is_its_p50_and_the_reference_meets_it(data, teacher, space, target,
+                                                                               tmp_path) -> None:
+    reference = ModelSpec(name="plain_cnn", params={"channels": [8, 16], "kernel_size": 3})
+    storage = f"sqlite:///{tmp_path / 'search.db'}"
+    budget = reference_budget(reference, target, data, storage=storage, study_name="ref", settings=FAST)
+    assert budget > 0
+    chosen = settings(n_trials=len(space), budget_ms=budget, reference=reference, reward=HARD)
+    result = run_search(space, teacher, data, target, chosen, run_dir=tmp_path, storage=storage, study_name="ref")
+    (row,) = [r for r in result.trials if r["spec"] == reference.model_dump(mode="json")]
+    assert row["latency_ms"] == budget and row["met_budget"]  # not timed again: its p50 is the budget
+    assert result.budget_from == reference.model_dump(mode="json")
+    # a resumed search keeps the budget it timed; a new study times the reference again
+    assert reference_budget(reference, target, data, storage=storage, study_name="ref", settings=FAST) == budget
+    other = reference.model_copy(update={"params": {"channels": [4, 8], "kernel_size": 3}})
+    assert reference_budget(other, target, data, storage=storage, study_name="ref", settings=FAST) != budget
 
 
 def test_a_budget_no_candidate_meets_reports_the_fastest(data, teacher, space, target, tmp_path) -> None:
