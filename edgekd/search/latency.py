@@ -7,10 +7,19 @@ Predicted (Once-for-All, nn-Meter): every distinct block of a space (stem, each 
 last conv, head; see :mod:`edgekd.search.blocks`) is timed once with the input shape it gets
 inside the network; a network's latency is a line through the sum of its blocks, ``scale × sum +
 overhead``, fitted on a few measured networks of the family. A block's time is its *marginal*
-time in context, ``(T_K - T_1) / (K - 1)``, where ``T_K`` times ``K`` copies of the block after a
-1x1 convolution (see :class:`_InContext`): the runtime's fixed cost per call, paid once per
-network, cancels out, and the copies run in the memory layout blocks have inside a network.
-Every block and fit network is timed in several rounds, round-robin, and its median kept.
+time in context, ``(T_K - T_1) / (K - 1)`` over ``K`` copies, so that the runtime's fixed cost
+per call, paid once per network, cancels out:
+
+- a block that keeps its input's shape is chained ``K`` times behind a 1x1 convolution
+  (:class:`_Chain`), as the repeated blocks of a stage run;
+- any other block runs in ``K`` branches, each a 1x1 convolution and the block, summed
+  (:class:`_Branches`); the convolutions' own marginal time is timed apart and subtracted.
+
+Either way the copies run in the memory layout blocks have inside a network (ONNX Runtime's
+blocked NCHWc layout), and each branch pays the layout conversion its input needs from the
+layer before it, as a block does in a network; a block exported alone pays conversions at
+both ends that no network pays. Every block and fit network is timed in several rounds,
+round-robin, and its median kept.
 """
 
 from __future__ import annotations
@@ -48,7 +57,7 @@ QUICK_PROFILE = ProfileConfig(warmup_runs=5, min_time_s=0.2, min_runs=20, layer_
 """Short timing settings for search candidates and table blocks (no per-layer profile)."""
 
 TABLE_FORMAT = "edgekd-latency-table/1"
-BLOCK_TIMING = "marginal, in context: after a 1x1 conv, chained or summed"
+BLOCK_TIMING = "marginal, in context: chained after a 1x1 conv, or a branch after its own 1x1 conv"
 """How block times were taken; cached blocks timed another way are measured again."""
 
 
@@ -97,32 +106,35 @@ def measure_spec(spec: ModelSpec, target: TargetConfig, input_shape: tuple[int, 
         return runtime.profile(path, model_name=spec.name, batch=1, precision=precision, settings=settings)
 
 
-class _InContext(nn.Module):
-    """``copies`` of a block after a 1x1 convolution, as the runtime runs blocks inside a network.
-
-    A block that keeps its input's shape is repeated in a chain; others are applied side by
-    side to the same input and their outputs summed. The leading convolution and the single
-    output keep ONNX Runtime's blocked (NCHWc) layout between the copies, as between the blocks
-    of a network: a block exported alone starts and ends in plain layout, and each copy then
-    paid a layout conversion and an unfused residual add that no network pays.
-    """
+class _Chain(nn.Module):
+    """A 1x1 convolution, then ``copies`` of a block that keeps its input's shape, one after another:
+    the block as the repeated blocks of a stage run, each copy's input the previous one's output."""
 
     def __init__(self, block: Block, copies: int) -> None:
         super().__init__()
         self.pre = nn.Conv2d(block.in_channels, block.in_channels, 1)
-        self.chained = block.keeps_shape
-        self.copies = nn.ModuleList(block.build() for _ in range(copies))
+        self.copies = nn.Sequential(*(block.build() for _ in range(copies)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.pre(x)
-        if self.chained:
-            for copy in self.copies:
-                y = copy(y)
-            return y
-        first, *others = self.copies
-        total = first(y)
-        for copy in others:
-            total = total + copy(y)
+        return self.copies(self.pre(x))
+
+
+class _Branches(nn.Module):
+    """``copies`` branches side by side, each a 1x1 convolution followed by a copy of the block (or
+    the convolution alone, ``with_block=False``), their outputs summed into one."""
+
+    def __init__(self, block: Block, copies: int, with_block: bool = True) -> None:
+        super().__init__()
+        self.pres = nn.ModuleList(nn.Conv2d(block.in_channels, block.in_channels, 1) for _ in range(copies))
+        self.blocks = nn.ModuleList(block.build() for _ in range(copies)) if with_block else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = [pre(x) for pre in self.pres]
+        if self.blocks is not None:
+            outputs = [block(y) for block, y in zip(self.blocks, outputs, strict=True)]
+        total, *others = outputs
+        for y in others:
+            total = total + y
         return total
 
 
@@ -134,11 +146,38 @@ def _time_onnx(module: nn.Module, block: Block, runtime: Runtime, settings: Prof
         return runtime.profile(path, model_name=block.signature, batch=1, precision=precision, settings=settings)
 
 
-def _block_ms(block: Block, runtime: Runtime, settings: ProfileConfig, precision: str, copies: int) -> float:
-    """The block's marginal time in context, ``(T_copies - T_1) / (copies - 1)`` (see :class:`_InContext`)."""
+_Job = tuple[str, Block]
+"""What one timing measures: ``("block", b)``, block ``b`` in context, or ``("conv", b)``, the
+1x1 convolution of ``b``'s branches alone (subtracted from ``b``'s branch time)."""
+
+
+def _jobs(blocks: Iterable[Block]) -> dict[str, _Job]:
+    """The timings a table needs for ``blocks``: each block, and one convolution per input shape
+    of the blocks timed in branches."""
+    jobs: dict[str, _Job] = {}
+    for block in blocks:
+        jobs[block.signature] = ("block", block)
+        if not block.keeps_shape:
+            jobs.setdefault(_conv_key(block), ("conv", block))
+    return jobs
+
+
+def _conv_key(block: Block) -> str:
+    return f"conv1x1:c{block.in_channels}:hw{block.height}x{block.width}"
+
+
+def _marginal_ms(job: _Job, runtime: Runtime, settings: ProfileConfig, precision: str, copies: int) -> float:
+    """``(T_copies - T_1) / (copies - 1)`` of the job's model: the fixed cost per call cancels."""
+    kind, block = job
     torch.manual_seed(0)
-    single = _time_onnx(_InContext(block, 1), block, runtime, settings, precision)
-    many = _time_onnx(_InContext(block, copies), block, runtime, settings, precision)
+
+    def model(count: int) -> nn.Module:
+        if kind == "conv":
+            return _Branches(block, count, with_block=False)
+        return _Chain(block, count) if block.keeps_shape else _Branches(block, count)
+
+    single = _time_onnx(model(1), block, runtime, settings, precision)
+    many = _time_onnx(model(copies), block, runtime, settings, precision)
     return (many.p50_ms - single.p50_ms) / (copies - 1)
 
 
@@ -247,11 +286,13 @@ class LatencyTable:
         fit_key = _fit_key(space.family, input_shape)
         fit_specs = sample_candidates(space, fit_networks, seed) if fit_key not in table.overhead_ms else []
         task = f"latency table · {target.name}"
-        progress.start(task, total=(len(missing) + len(fit_specs)) * rounds)
-        table.blocks.update(median_over_rounds(
-            {block.signature: block for block in missing},
-            lambda block: _block_ms(block, runtime, settings, precision, copies),
-            rounds, lambda signature: progress.advance(task, status=signature)))
+        progress.start(task, total=(len(_jobs(missing)) + len(fit_specs)) * rounds)
+        jobs = _jobs(missing)
+        timed = median_over_rounds(jobs, lambda job: _marginal_ms(job, runtime, settings, precision, copies),
+                                   rounds, lambda key: progress.advance(task, status=key))
+        for block in missing:
+            conv = 0.0 if block.keeps_shape else timed[_conv_key(block)]
+            table.blocks[block.signature] = timed[block.signature] - conv
         if fit_specs:
             table._fit(fit_key, fit_specs, target, settings, rounds, lambda status: progress.advance(task, status=status))
         progress.finish(task)

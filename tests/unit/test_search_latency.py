@@ -13,7 +13,7 @@ from edgekd.errors import ConfigError
 from edgekd.progress import NullProgress
 from edgekd.search import LatencyTable, build_space, candidate_blocks, evaluate_table, measure_spec
 from edgekd.search.blocks import Block
-from edgekd.search.latency import _InContext, fit_line, median_over_rounds
+from edgekd.search.latency import _Branches, _Chain, _jobs, fit_line, median_over_rounds
 from edgekd.targets import load_target
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript-based exporter
@@ -67,7 +67,9 @@ def test_table_covers_every_block_and_predicts(built, space) -> None:
     assert set(table.blocks) == signatures
     assert list(table.overhead_ms) == ["plain_cnn@1x8x8"] and len(table.fits["plain_cnn@1x8x8"]) == 1
     assert table.target == "local-cpu" and table.runtime.startswith("onnxruntime ")
-    assert steps.done[f"latency table · {table.target}"] == 2 * (len(signatures) + 1)  # two rounds
+    convs = {(b.in_channels, b.height, b.width) for b in blocks_of(space) if not b.keeps_shape}
+    # two rounds of: each block, one 1x1 conv per input shape of the blocks timed in branches, the fit network
+    assert steps.done[f"latency table · {table.target}"] == 2 * (len(signatures) + len(convs) + 1)
     for spec in space.candidates():
         blocks = candidate_blocks(spec, SHAPE, 10)
         assert table.predict(spec) == pytest.approx(  # one fit network: no slope, scale 1
@@ -97,7 +99,11 @@ def test_blocks_timed_another_way_are_measured_again(built, space, target, tmp_p
     old.write_text(json.dumps(stored))
     steps = Steps()
     LatencyTable.build(space, target, SHAPE, 10, cache=old, settings=FAST, fit_networks=1, rounds=1, progress=steps)
-    assert steps.done[f"latency table · {table.target}"] == len(table.blocks) + 1
+    assert steps.done[f"latency table · {table.target}"] == len(_jobs(blocks_of(space))) + 1
+
+
+def blocks_of(space) -> list[Block]:
+    return list({b.signature: b for spec in space.candidates() for b in candidate_blocks(spec, SHAPE, 10)}.values())
 
 
 def test_fit_line_recovers_scale_and_overhead_and_falls_back_when_it_cannot() -> None:
@@ -108,21 +114,25 @@ def test_fit_line_recovers_scale_and_overhead_and_falls_back_when_it_cannot() ->
     assert fit_line(blocks, [0.05, 0.01, 0.12, 0.02])[0] == 1.0  # a wild slope is noise, not a fit
 
 
-def test_blocks_are_timed_after_a_conv_chained_or_summed() -> None:
+def test_blocks_are_timed_chained_or_in_branches_behind_a_conv() -> None:
     same = Block("conv_bn", 8, 8, 3, 1, 8, 8)
     assert same.keeps_shape and not Block("conv_bn", 8, 16, 3, 1, 8, 8).keeps_shape
     assert not Block("conv_bn", 8, 8, 3, 2, 8, 8).keeps_shape and not Block("head", 8, 8, 1, 1, 8, 8).keeps_shape
     x = torch.randn(1, 8, 8, 8)
-    chained = _InContext(same, 3).eval()
+    chained = _Chain(same, 3).eval()
     expected = chained.pre(x)
     for copy in chained.copies:
         expected = copy(expected)
     assert torch.equal(chained(x), expected)
     wider = Block("conv_bn", 8, 16, 3, 2, 8, 8)
-    summed = _InContext(wider, 3).eval()
-    y = summed.pre(x)
-    assert summed(x).shape == (1, 16, 4, 4)
-    assert torch.allclose(summed(x), sum(copy(y) for copy in summed.copies))
+    branches = _Branches(wider, 3).eval()
+    assert branches(x).shape == (1, 16, 4, 4)
+    assert torch.allclose(branches(x), sum(block(pre(x)) for pre, block in zip(branches.pres, branches.blocks)))
+    convs = _Branches(wider, 3, with_block=False).eval()
+    assert convs.blocks is None and torch.allclose(convs(x), sum(pre(x) for pre in convs.pres))
+    # one conv timing per input shape of the blocks in branches; chained blocks need none
+    jobs = _jobs([same, wider, Block("conv_bn", 8, 32, 3, 2, 8, 8)])
+    assert [kind for kind, _ in jobs.values()] == ["block", "block", "conv", "block"]
 
 
 def test_median_over_rounds_measures_round_robin() -> None:
