@@ -234,6 +234,9 @@ class SearchConfig(StrictModel):
     def _one_budget(self) -> SearchConfig:
         if self.budget_ms is not None and self.budget_from is not None:
             raise ValueError("budget_ms and budget_from both set: give the budget in ms or as a model, not both")
+        if self.budget_from is not None and self.latency == "table":
+            raise ValueError("budget_from needs latency: measured (a timed budget and predicted candidates would be"
+                             " on two scales); give budget_ms with a latency table")
         return self
 
 

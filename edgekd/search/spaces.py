@@ -9,6 +9,7 @@ flows into the distill stage unchanged. A space also decomposes a candidate into
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -165,7 +166,10 @@ def family_params(spec: ModelSpec) -> dict[str, Any]:
 
 def same_architecture(a: ModelSpec, b: ModelSpec) -> bool:
     """Whether two specs build the same network (a parameter left out equals its default)."""
-    return a.name == b.name and family_params(a) == family_params(b)
+    def canonical(spec: ModelSpec) -> str:  # a factory's tuple default equals a YAML list
+        return json.dumps(family_params(spec), sort_keys=True)
+
+    return a.name == b.name and canonical(a) == canonical(b)
 
 
 def candidate_blocks(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int) -> list[Block]:

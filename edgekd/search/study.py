@@ -46,7 +46,7 @@ from edgekd.search.spaces import SearchSpace, build_space, same_architecture
 
 STUDY_ATTR = "edgekd_search"
 """The study user attribute that holds the search recipe."""
-RECIPE_FORMAT = 1
+RECIPE_FORMAT = 2
 HEARTBEAT_S = 5
 """A running trial writes a heartbeat this often; one silent for ``GRACE_S`` is failed (its worker died)."""
 GRACE_S = 20

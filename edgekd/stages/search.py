@@ -41,13 +41,15 @@ class SearchStage(Stage):
         storage = cfg.storage or default_storage(ctx.run_dir)
         study_name = cfg.study_name or f"{ctx.config.name}-{fingerprint(self.fingerprint_inputs(ctx))[:8]}"
         target = search_target(ctx.config, ctx.targets)
-        budget = None
+        chosen = settings(ctx.config, 1.0 if cfg.budget_from is not None else None)
         if cfg.budget_from is not None:
             ctx.progress.note(f"search budget: timing {cfg.budget_from.name} {cfg.budget_from.params} on {target.name}")
-            budget = reference_budget(cfg.budget_from, target, data, storage=storage, study_name=study_name)
+            budget = reference_budget(cfg.budget_from, target, data, storage=storage, study_name=study_name,
+                                      settings=chosen.profile, precision=chosen.precision)
+            chosen = chosen.model_copy(update={"budget_ms": budget})
         result = run_search(
             build_space(cfg.space, cfg.choices, "stages.search.choices"), teacher, data,
-            target, settings(ctx.config, budget), run_dir=ctx.run_dir, storage=storage,
+            target, chosen, run_dir=ctx.run_dir, storage=storage,
             study_name=study_name, source=source, progress=ctx.progress,
         )
         return {"student": result.best.model_dump(mode="json"), "result": result.to_dict(),
@@ -80,7 +82,7 @@ def budget_ms(config: PipelineConfig) -> float | None:
 
 def settings(config: PipelineConfig, budget: float | None = None):
     """The library's typed search settings, from the stage's config (errors name the YAML key);
-    ``budget``: the timed ``budget_from`` model's p50 (preflight checks with a stand-in)."""
+    ``budget`` stands in for ``budget_ms`` until the ``budget_from`` model is timed."""
     from edgekd.config import validate
     from edgekd.search import ProxyConfig, RewardConfig, SearchSettings
 

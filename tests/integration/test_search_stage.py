@@ -81,7 +81,9 @@ def test_bad_search_input_is_exit_2_before_anything_runs(search_pipeline: Path, 
     for overrides in (["stages.search.space=resnet"], ["stages.search.choices={channels: []}"],
                       ["stages.search.target=jetson-orin-nano"], ["stages.search.reward={w_under: 1}"],
                       ["stages.search.budget_from={name: plain_cnn}"],  # and budget_ms: two budgets
-                      ["stages.search.budget_ms=null", "stages.search.budget_from={name: nope}"]):
+                      ["stages.search.budget_ms=null", "stages.search.budget_from={name: nope}"],
+                      ["stages.search.budget_ms=null", "stages.search.budget_from={name: plain_cnn}",
+                       "stages.search.latency=table"]):
         sets = [arg for override in overrides for arg in ("--set", override)]
         result = runner.invoke(app, ["compress", str(search_pipeline), "--out", str(run_dir), *sets])
         assert result.exit_code == 2, (overrides, result.output)

@@ -129,3 +129,12 @@ def test_pareto_front_and_the_chosen_student() -> None:
     assert choose(rows, "tpe")["number"] == 3            # the best reward within 1 ms
     over = [_row(0, 0.9, 2.0), _row(1, 0.5, 1.5)]
     assert choose(over, "tpe")["number"] == 1 and not choose(over, "nsga2")["met_budget"]  # the fastest
+
+
+def test_same_architecture_fills_in_defaults() -> None:
+    from edgekd.search.spaces import same_architecture
+
+    given = ModelSpec(name="plain_cnn", params={"channels": [16, 32], "kernel_size": 3})
+    assert same_architecture(ModelSpec(name="plain_cnn"), given)  # the factory's default is the tuple (16, 32)
+    assert not same_architecture(ModelSpec(name="plain_cnn", params={"channels": [16, 16]}), given)
+    assert not same_architecture(ModelSpec(name="resnet_cifar", params={"depth": 8, "width": 16}), given)
