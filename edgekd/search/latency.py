@@ -108,6 +108,16 @@ def measure_spec(spec: ModelSpec, target: TargetConfig, input_shape: tuple[int, 
         return runtime.profile(path, model_name=spec.name, batch=1, precision=precision, settings=settings)
 
 
+def measure_p50(spec: ModelSpec, target: TargetConfig, input_shape: tuple[int, int, int], num_classes: int, *,
+                settings: ProfileConfig = QUICK_PROFILE, precision: str = "fp32", rounds: int = 3) -> float:
+    """The median p50 (ms) of ``rounds`` timings of ``spec`` by :func:`measure_spec`, back to back:
+    one timing of a tiny network on a shared machine can be 20-30% off (a 14 µs network once
+    timed at 18 µs here)."""
+    return statistics.median(
+        measure_spec(spec, target, input_shape, num_classes, settings=settings, precision=precision).p50_ms
+        for _ in range(rounds))
+
+
 class _Chain(nn.Module):
     """A 1x1 convolution, then ``copies`` of a block that keeps its input's shape, one after another:
     the block as the repeated blocks of a stage run, each copy's input the previous one's output."""

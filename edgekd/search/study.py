@@ -37,7 +37,7 @@ from edgekd.search.latency import (
     LatencyTable,
     default_table_cache,
     evaluate_table,
-    measure_spec,
+    measure_p50,
     sample_candidates,
 )
 from edgekd.search.proxy import ProxyConfig, kd_proxy_accuracy
@@ -76,8 +76,9 @@ class SearchSettings(StrictModel):
     engine (TensorRT, torch on CUDA); INT8 is the qkd stage's."""
     table_fit_networks: PositiveInt = 8
     """Networks measured to fit the table's line (scale and overhead)."""
-    table_rounds: PositiveInt = 3
-    """Times each block, fit network and held-out candidate is measured (round-robin, median kept)."""
+    timing_rounds: PositiveInt = 3
+    """Every latency the search times is the median of this many timings: a measured candidate and
+    the ``reference`` back to back; a table's blocks, fit networks and held-out candidates round-robin."""
     table_holdout: int = Field(8, ge=0)
     """Candidates measured after the search to report the table's prediction error."""
     seed: int = 0
@@ -303,8 +304,8 @@ class _Objective:
         elif self.table is not None:
             latency = self.table.predict(spec)
         else:
-            latency = measure_spec(spec, self.target, self.data.input_shape, self.data.num_classes,
-                                   settings=settings.profile, precision=settings.precision).p50_ms
+            latency = measure_p50(spec, self.target, self.data.input_shape, self.data.num_classes,
+                                  settings=settings.profile, precision=settings.precision, rounds=settings.timing_rounds)
         accuracy = kd_proxy_accuracy(spec, self.teacher, self.data, settings.proxy, progress=self.progress,
                                      task=f"trial {number}")
         # A table may predict <= 0 ms for a tiny network; the reward needs a positive latency.
@@ -388,15 +389,17 @@ def _table(space: SearchSpace, target: TargetConfig, data: DataSplits, settings:
            cache: Path | None, progress: Progress) -> LatencyTable:
     return LatencyTable.build(space, target, data.input_shape, data.num_classes, cache=cache or default_table_cache(),
                               settings=settings.profile, precision=settings.precision,
-                              fit_networks=settings.table_fit_networks, rounds=settings.table_rounds,
+                              fit_networks=settings.table_fit_networks, rounds=settings.timing_rounds,
                               seed=settings.seed, progress=progress)
 
 
 def reference_budget(reference: ModelSpec, target: TargetConfig, data: DataSplits, *, storage: str,
-                     study_name: str, settings: ProfileConfig = QUICK_PROFILE, precision: str = "fp32") -> float:
-    """The p50 of ``reference`` on ``target`` at batch 1: the budget of a search for a student "as
-    fast as this model". A study of that name already started with this reference keeps the
-    budget it timed then, so that a resumed search scores its trials against the same number.
+                     study_name: str, settings: ProfileConfig = QUICK_PROFILE, precision: str = "fp32",
+                     rounds: int = 3) -> float:
+    """The p50 of ``reference`` on ``target`` at batch 1 (median of ``rounds`` timings): the budget
+    of a search for a student "as fast as this model". A study of that name already started with
+    this reference keeps the budget it timed then, so that a resumed search scores its trials
+    against the same number.
 
     Raises:
         ConfigError: The storage is unreachable, or the runtime cannot time the model.
@@ -410,8 +413,8 @@ def reference_budget(reference: ModelSpec, target: TargetConfig, data: DataSplit
     earlier = stored.get("settings", {})
     if earlier.get("reference") == reference.model_dump(mode="json"):
         return float(earlier["budget_ms"])
-    return measure_spec(reference, target, data.input_shape, data.num_classes, settings=settings,
-                        precision=precision).p50_ms
+    return measure_p50(reference, target, data.input_shape, data.num_classes, settings=settings,
+                       precision=precision, rounds=rounds)
 
 
 def start_study(space: SearchSpace, data: DataSplits, target: TargetConfig, settings: SearchSettings, *,
@@ -523,13 +526,14 @@ def run_search(space: SearchSpace, teacher: nn.Module, data: DataSplits, target:
         budget_from=settings.reference.model_dump(mode="json") if settings.reference is not None else None,
     )
     if table is not None:
-        result.best_measured_ms = measure_spec(result.best, target, data.input_shape, data.num_classes,
-                                               settings=settings.profile, precision=settings.precision).p50_ms
+        result.best_measured_ms = measure_p50(result.best, target, data.input_shape, data.num_classes,
+                                              settings=settings.profile, precision=settings.precision,
+                                              rounds=settings.timing_rounds)
         fitted = [ModelSpec(**row["spec"]) for fit in table.fits.values() for row in fit]
         held_out = sample_candidates(space, settings.table_holdout, settings.seed + 1, exclude=fitted)
         if held_out:
             result.table_eval = evaluate_table(table, held_out, target, settings=settings.profile,
-                                               rounds=settings.table_rounds, progress=progress)
+                                               rounds=settings.timing_rounds, progress=progress)
     return result
 
 

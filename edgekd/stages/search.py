@@ -45,7 +45,8 @@ class SearchStage(Stage):
         if cfg.budget_from is not None:
             ctx.progress.note(f"search budget: timing {cfg.budget_from.name} {cfg.budget_from.params} on {target.name}")
             budget = reference_budget(cfg.budget_from, target, data, storage=storage, study_name=study_name,
-                                      settings=chosen.profile, precision=chosen.precision)
+                                      settings=chosen.profile, precision=chosen.precision,
+                                      rounds=chosen.timing_rounds)
             chosen = chosen.model_copy(update={"budget_ms": budget})
         result = run_search(
             build_space(cfg.space, cfg.choices, "stages.search.choices"), teacher, data,
