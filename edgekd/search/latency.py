@@ -317,14 +317,17 @@ class LatencyTable:
              advance: Callable[[str], None]) -> None:
         measured = median_over_rounds(
             {f"network {i}/{len(specs)}": spec for i, spec in enumerate(specs, start=1)},
-            lambda spec: measure_spec(spec, target, self.input_shape, self.num_classes, settings=settings,
-                                      precision=self.precision).p50_ms,
-            rounds, advance)
+            lambda spec: self.measure(spec, target, settings), rounds, advance)
         rows = [{"spec": spec.model_dump(mode="json"), "measured_ms": ms, "blocks_ms": self._sum(spec)}
                 for spec, ms in zip(specs, measured.values(), strict=True)]
         self.scale[fit_key], self.overhead_ms[fit_key] = fit_line(
             [row["blocks_ms"] for row in rows], [row["measured_ms"] for row in rows])
         self.fits[fit_key] = rows
+
+    def measure(self, spec: ModelSpec, target: TargetConfig, settings: ProfileConfig) -> float:
+        """One timing (p50, ms) of ``spec`` with the table's input, output and precision."""
+        return measure_spec(spec, target, self.input_shape, self.num_classes, settings=settings,
+                            precision=self.precision).p50_ms
 
     def _sum(self, spec: ModelSpec) -> float:
         total = 0.0
@@ -491,9 +494,7 @@ def evaluate_table(table: LatencyTable, held_out: Sequence[ModelSpec], target: T
     progress.start(task, total=len(held_out) * rounds)
     measured = median_over_rounds(
         {str(i): spec for i, spec in enumerate(held_out)},
-        lambda spec: measure_spec(spec, target, table.input_shape, table.num_classes, settings=settings,
-                                  precision=table.precision).p50_ms,
-        rounds, lambda key: progress.advance(task))
+        lambda spec: table.measure(spec, target, settings), rounds, lambda key: progress.advance(task))
     progress.finish(task)
     errors = []
     for spec, measured_ms in zip(held_out, measured.values(), strict=True):

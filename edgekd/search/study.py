@@ -406,9 +406,8 @@ def reference_budget(reference: ModelSpec, target: TargetConfig, data: DataSplit
     """
     rdb = open_storage(storage)
     try:
-        with _quiet_optuna():
-            stored = optuna.load_study(study_name=study_name, storage=rdb).user_attrs.get(STUDY_ATTR) or {}
-    except KeyError:  # no such study yet
+        stored = _load_study(rdb, study_name, storage).user_attrs.get(STUDY_ATTR) or {}
+    except ConfigError:  # no such study yet
         stored = {}
     earlier = stored.get("settings", {})
     if earlier.get("reference") == reference.model_dump(mode="json"):

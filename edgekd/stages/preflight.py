@@ -63,7 +63,7 @@ def _check_search(config: PipelineConfig, targets: list[TargetConfig]) -> None:
         from edgekd.models import build_model
 
         _named(lambda: build_model(search.budget_from, 2, 1), "stages.search.budget_from")
-    settings(config, 1.0 if search.budget_from is not None else None)  # budget_from is timed when the search starts
+    settings(config)
 
 
 def _named(build, where: str):

@@ -41,7 +41,7 @@ class SearchStage(Stage):
         storage = cfg.storage or default_storage(ctx.run_dir)
         study_name = cfg.study_name or f"{ctx.config.name}-{fingerprint(self.fingerprint_inputs(ctx))[:8]}"
         target = search_target(ctx.config, ctx.targets)
-        chosen = settings(ctx.config, 1.0 if cfg.budget_from is not None else None)
+        chosen = settings(ctx.config)
         if cfg.budget_from is not None:
             ctx.progress.note(f"search budget: timing {cfg.budget_from.name} {cfg.budget_from.params} on {target.name}")
             budget = reference_budget(cfg.budget_from, target, data, storage=storage, study_name=study_name,
@@ -81,15 +81,19 @@ def budget_ms(config: PipelineConfig) -> float | None:
     return limit
 
 
-def settings(config: PipelineConfig, budget: float | None = None):
+_UNTIMED_MS = 1.0
+"""``budget_ms`` of the settings until the ``budget_from`` model is timed (``SearchStage.run``)."""
+
+
+def settings(config: PipelineConfig):
     """The library's typed search settings, from the stage's config (errors name the YAML key);
-    ``budget`` stands in for ``budget_ms`` until the ``budget_from`` model is timed."""
+    with ``budget_from``, ``budget_ms`` is a stand-in until that model is timed."""
     from edgekd.config import validate
     from edgekd.search import ProxyConfig, RewardConfig, SearchSettings
 
     cfg = config.stages.search
     return SearchSettings(
-        budget_ms=budget if budget is not None else budget_ms(config), reference=cfg.budget_from,
+        budget_ms=_UNTIMED_MS if cfg.budget_from is not None else budget_ms(config), reference=cfg.budget_from,
         n_trials=cfg.trials, sampler=cfg.sampler, latency=cfg.latency,
         reward=validate(RewardConfig, cfg.reward, "stages.search.reward"),
         proxy=validate(ProxyConfig, {"seed": config.seed, **cfg.proxy}, "stages.search.proxy"),
