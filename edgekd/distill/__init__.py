@@ -2,7 +2,7 @@
 
 from edgekd.distill.base import PreTrainer
 from edgekd.distill.losses import BORN_AGAIN_PAPER, LOSSES, DistillLoss, KDInputs, build_losses
-from edgekd.distill.trainer import TrainResult, evaluate, train_model
+from edgekd.distill.trainer import TrainResult, evaluate, soft_accuracy, train_model
 
 __all__ = ["BORN_AGAIN_PAPER", "LOSSES", "DistillLoss", "KDInputs", "PreTrainer", "TrainResult", "build_losses",
-           "evaluate", "train_model"]
+           "evaluate", "soft_accuracy", "train_model"]

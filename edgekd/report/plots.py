@@ -165,27 +165,27 @@ def layer_times_svg(record: dict[str, Any]) -> str:
 
 
 def search_svg(search: dict[str, Any]) -> str:
-    """The search's trials: KD-proxy accuracy against p50, the Pareto front joined, the budget as a
+    """The search's trials: KD-proxy score against p50, the Pareto front joined, the budget as a
     vertical line, the chosen student as a star."""
-    trials = [t for t in search["trials"] if t["latency_ms"] is not None and t["accuracy"] is not None]
+    trials = [t for t in search["trials"] if t["latency_ms"] is not None and t["score"] is not None]
     if not trials:
         return ""
     front = sorted(search.get("pareto") or [], key=lambda t: t["latency_ms"])
     chosen = search["best_trial"]["number"]
 
     def draw(ax: Axes) -> None:
-        ax.scatter([t["latency_ms"] for t in trials], [100 * t["accuracy"] for t in trials], s=25,
+        ax.scatter([t["latency_ms"] for t in trials], [100 * t["score"] for t in trials], s=25,
                    color=_OTHER_COLOR, label="trials", zorder=2)
         if front:
-            ax.plot([t["latency_ms"] for t in front], [100 * t["accuracy"] for t in front], color="#2563eb",
+            ax.plot([t["latency_ms"] for t in front], [100 * t["score"] for t in front], color="#2563eb",
                     linewidth=1, label="Pareto front", zorder=2)
         best = next(t for t in trials if t["number"] == chosen)
-        ax.scatter(best["latency_ms"], 100 * best["accuracy"], s=120, marker="*", color=_DEPLOYABLE_COLOR,
+        ax.scatter(best["latency_ms"], 100 * best["score"], s=120, marker="*", color=_DEPLOYABLE_COLOR,
                    label="chosen", zorder=3)
         ax.axvline(search["budget_ms"], color=_BUDGET_COLOR, linestyle="--", linewidth=1,
                    label=f"budget {search['budget_ms']:g} ms")
         ax.set_xlabel(f"p50 latency (ms) on {search['target']}, batch 1")
-        ax.set_ylabel("KD-proxy accuracy (%)")
+        ax.set_ylabel(f"KD-proxy {search['score'].replace('_', ' ')} (%)")
         ax.set_title("Student search")
         ax.legend(loc="lower right", frameon=False)
         ax.margins(0.15)

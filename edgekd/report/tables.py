@@ -363,13 +363,18 @@ def _budget_source(search: dict[str, Any]) -> str:
     return f" (the p50 of {reference['name']} {reference['params']})" if reference else ""
 
 
+SCORE_NAMES = {"soft_accuracy": "soft accuracy (mean probability of the true class)", "accuracy": "top-1 accuracy"}
+"""The search's ``score`` (``ProxyConfig.score``) in words."""
+
+
 def search_line(search: dict[str, Any]) -> str:
     best = search["best"]
     verdict = "within" if search["met_budget"] else "NOT within (no candidate was: the fastest is kept)"
     line = (f"Searched {len(search['trials'])} students ({search['sampler']}, latency {search['latency']}) on "
             f"{search['target']}: chose {best['name']} {best['params']}, p50 {fmt_ms(search['best_trial']['latency_ms'])}"
             f" ms, {verdict} the {fmt_ms(search['budget_ms'])} ms budget{_budget_source(search)}; KD-proxy accuracy "
-            f"{fmt_percent(search['best_trial']['accuracy'])}.")
+            f"{fmt_percent(search['best_trial']['accuracy'])}, ranked by {SCORE_NAMES[search['score']]}"
+            f" {search['best_trial']['score']:.3f}.")
     table_eval = search.get("table_eval")
     if table_eval:
         line += (f" Lookup-table predictions within 10% of measured p50 for {fmt_percent(table_eval['within_10pct'])}"
@@ -378,12 +383,13 @@ def search_line(search: dict[str, Any]) -> str:
 
 
 def search_table(search: dict[str, Any], top: int = 12) -> Table:
-    """Trial | Student | Proxy accuracy | p50 ms | Reward | Budget, best reward first."""
-    table = Table(("Trial", "Student", "Proxy accuracy", "p50 ms", "Reward", "Within budget"), "llrrrl")
+    """Trial | Student | Proxy accuracy | Proxy score | p50 ms | Reward | Budget, best reward first."""
+    table = Table(("Trial", "Student", "Proxy accuracy", "Proxy score", "p50 ms", "Reward", "Within budget"), "llrrrrl")
     chosen = search["best_trial"]["number"]
     for row in sorted(search["trials"], key=lambda r: -(r["reward"] or 0))[:top]:
         table.add(str(row["number"]), f"{row['spec']['name']} {row['spec']['params']}", fmt_percent(row["accuracy"]),
-                  fmt_ms(row["latency_ms"]), f"{row['reward']:.4f}", "yes" if row["met_budget"] else "no",
+                  f"{row['score']:.3f}", fmt_ms(row["latency_ms"]), f"{row['reward']:.4f}",
+                  "yes" if row["met_budget"] else "no",
                   tags="deployable" if row["number"] == chosen else "")
     return table
 

@@ -18,7 +18,7 @@ from edgekd.search.latency import (
     median_over_rounds,
     sample_candidates,
 )
-from edgekd.search.proxy import ProxyConfig, kd_proxy_accuracy, kd_proxy_train
+from edgekd.search.proxy import ProxyConfig, kd_proxy_train
 from edgekd.search.reward import HARD, SOFT, RewardConfig, reward
 from edgekd.search.spaces import SEARCH_SPACES, SearchSpace, build_space, candidate_blocks
 from edgekd.search.study import (
@@ -57,7 +57,6 @@ __all__ = [
     "default_table_cache",
     "evaluate_table",
     "join_study",
-    "kd_proxy_accuracy",
     "kd_proxy_train",
     "measure_p50",
     "measure_spec",

@@ -1,7 +1,7 @@
 """The search: an Optuna study over a space, scoring each candidate by KD proxy and latency.
 
-TPE maximizes the single reward (:mod:`edgekd.search.reward`); NSGA-II optimizes (accuracy max,
-latency min) and the student is the most accurate front member within the budget. The study
+TPE maximizes the single reward (:mod:`edgekd.search.reward`); NSGA-II optimizes (proxy score max,
+latency min) and the student is the best-scored front member within the budget. The study
 lives in an SQLAlchemy storage (SQLite in the run folder by default), so an interrupted search
 resumes and workers on other machines join it: the study's user attributes hold everything a
 worker needs (space, settings, target, how to rebuild the teacher and the data).
@@ -29,6 +29,7 @@ from torch import nn
 from edgekd.config import DataConfig, ModelSpec, ProfileConfig, TargetConfig, TeacherConfig
 from edgekd.config.base import StrictModel
 from edgekd.data import DataSplits, load_data
+from edgekd.distill import evaluate
 from edgekd.errors import ConfigError, ModelError
 from edgekd.models import load_teacher
 from edgekd.progress import NullProgress, Progress
@@ -40,13 +41,16 @@ from edgekd.search.latency import (
     measure_p50,
     sample_candidates,
 )
-from edgekd.search.proxy import ProxyConfig, kd_proxy_accuracy
+from edgekd.search.proxy import ProxyConfig, kd_proxy_train
 from edgekd.search.reward import SOFT, RewardConfig, reward
 from edgekd.search.spaces import SearchSpace, build_space, same_architecture
 
 STUDY_ATTR = "edgekd_search"
 """The study user attribute that holds the search recipe."""
-RECIPE_FORMAT = 2
+RECIPE_FORMAT = 3
+"""Format 3: trial rows hold the proxy ``score`` that ranks them beside top-1 ``accuracy``."""
+ROW_KEYS = ("accuracy", "score", "latency_ms", "reward", "met_budget")
+"""A trial's numbers, kept in its user attributes."""
 HEARTBEAT_S = 5
 """A running trial writes a heartbeat this often; one silent for ``GRACE_S`` is failed (its worker died)."""
 GRACE_S = 20
@@ -111,9 +115,11 @@ class SearchResult:
         budget_from: The model whose p50 the budget is (``SearchSettings.reference``), if any.
         sampler: ``tpe`` or ``nsga2``.
         latency: ``measured`` or ``table``.
-        trials: One row per finished trial, by number: ``number``, ``spec``, ``accuracy``,
+        score: What ranked the candidates (``ProxyConfig.score``).
+        trials: One row per finished trial, by number: ``number``, ``spec``, ``accuracy`` (the
+            proxy's top-1 val accuracy), ``score`` (what ranks it: ``ProxyConfig.score``),
             ``latency_ms``, ``reward``, ``met_budget``.
-        pareto: The rows no other row beats on both accuracy and latency, fastest first.
+        pareto: The rows no other row beats on both score and latency, fastest first.
         study_name: The Optuna study.
         storage: Its storage URL, password hidden.
         best_measured_ms: With ``latency: table``, the chosen student's measured latency.
@@ -127,6 +133,7 @@ class SearchResult:
     budget_ms: float
     sampler: str
     latency: str
+    score: str
     trials: list[dict[str, Any]]
     pareto: list[dict[str, Any]]
     study_name: str
@@ -271,7 +278,7 @@ def read_recipe(storage: str, study_name: str) -> dict[str, Any]:
 
 
 class _Objective:
-    """Scores one trial: samples a candidate, then its KD proxy accuracy and latency."""
+    """Scores one trial: samples a candidate, then its KD proxy score and latency."""
 
     def __init__(self, space: SearchSpace, teacher: nn.Module, data: DataSplits, target: TargetConfig,
                  settings: SearchSettings, table: LatencyTable | None, progress: Progress) -> None:
@@ -287,14 +294,14 @@ class _Objective:
         done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         twin = next((t for t in done if t.params == trial.params), None)
         if twin is not None:  # the proxy is deterministic: a repeated candidate costs nothing
-            row = {**{k: twin.user_attrs[k] for k in ("accuracy", "latency_ms", "reward", "met_budget")},
+            row = {**{k: twin.user_attrs[k] for k in ROW_KEYS},
                    "reused_from": twin.number}
         else:
             row = self._score(spec, trial.number)
         for key, value in {"spec": spec.model_dump(mode="json"), **row}.items():
             trial.set_user_attr(key, value)
         if self.settings.sampler == "nsga2":
-            return row["accuracy"], row["latency_ms"]
+            return row["score"], row["latency_ms"]
         return row["reward"]
 
     def _score(self, spec: ModelSpec, number: int) -> dict[str, Any]:
@@ -306,12 +313,12 @@ class _Objective:
         else:
             latency = measure_p50(spec, self.target, self.data.input_shape, self.data.num_classes,
                                   settings=settings.profile, precision=settings.precision, rounds=settings.timing_rounds)
-        accuracy = kd_proxy_accuracy(spec, self.teacher, self.data, settings.proxy, progress=self.progress,
-                                     task=f"trial {number}")
+        model, score = kd_proxy_train(spec, self.teacher, self.data, settings.proxy, progress=self.progress,
+                                      task=f"trial {number}")
         # A table may predict <= 0 ms for a tiny network; the reward needs a positive latency.
         latency = max(latency, 1e-6)
-        value = reward(accuracy, latency, settings.budget_ms, settings.reward.w_under, settings.reward.w_over)
-        return {"accuracy": accuracy, "latency_ms": latency, "reward": value,
+        value = reward(score, latency, settings.budget_ms, settings.reward.w_under, settings.reward.w_over)
+        return {"accuracy": evaluate(model, self.data.val), "score": score, "latency_ms": latency, "reward": value,
                 "met_budget": latency <= settings.budget_ms}
 
 
@@ -328,7 +335,7 @@ def _work(study: optuna.Study, objective: _Objective, total: int, limit: int | N
         if trial.state == TrialState.COMPLETE:
             ran.append(trial.number)
             row = trial.user_attrs
-            progress.advance("search", status=f"trial {trial.number}: acc {row['accuracy']:.1%}"
+            progress.advance("search", status=f"trial {trial.number}: acc {row['accuracy']:.1%}, score {row['score']:.3f}"
                                               f" · {row['latency_ms']:.3f} ms · reward {row['reward']:.3f}")
 
     while limit is None or len(ran) < limit:
@@ -347,26 +354,25 @@ def _work(study: optuna.Study, objective: _Objective, total: int, limit: int | N
 
 
 def _rows(study: optuna.Study) -> list[dict[str, Any]]:
-    keys = ("accuracy", "latency_ms", "reward", "met_budget")
     return [
-        {"number": t.number, "spec": t.user_attrs["spec"], **{k: t.user_attrs[k] for k in keys}}
+        {"number": t.number, "spec": t.user_attrs["spec"], **{k: t.user_attrs[k] for k in ROW_KEYS}}
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     ]
 
 
 def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows that no other row beats on accuracy (higher) and latency (lower) together, fastest first;
-    a candidate tried more than once appears once."""
+    """Rows that no other row beats on proxy score (higher) and latency (lower) together, fastest
+    first; a candidate tried more than once appears once."""
 
     def beaten(row: dict[str, Any]) -> bool:
         return any(
-            o["accuracy"] >= row["accuracy"] and o["latency_ms"] <= row["latency_ms"]
-            and (o["accuracy"] > row["accuracy"] or o["latency_ms"] < row["latency_ms"])
+            o["score"] >= row["score"] and o["latency_ms"] <= row["latency_ms"]
+            and (o["score"] > row["score"] or o["latency_ms"] < row["latency_ms"])
             for o in rows
         )
 
     front, seen = [], []
-    for row in sorted(rows, key=lambda r: (r["latency_ms"], -r["accuracy"], r["number"])):
+    for row in sorted(rows, key=lambda r: (r["latency_ms"], -r["score"], r["number"])):
         if not beaten(row) and row["spec"] not in seen:  # a repeated candidate appears once
             front.append(row)
             seen.append(row["spec"])
@@ -374,14 +380,14 @@ def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def choose(rows: list[dict[str, Any]], sampler: str) -> dict[str, Any]:
-    """The student: within the budget, the best reward (TPE) or the most accurate front member
+    """The student: within the budget, the best reward (TPE) or the best-scored front member
     (NSGA-II); with none within the budget, the fastest candidate."""
     if not rows:
         raise ValueError("no finished trials to choose from")
     within = [r for r in (pareto_front(rows) if sampler == "nsga2" else rows) if r["met_budget"]]
     if not within:
         return min(rows, key=lambda r: (r["latency_ms"], r["number"]))
-    score = "accuracy" if sampler == "nsga2" else "reward"
+    score = "score" if sampler == "nsga2" else "reward"
     return max(within, key=lambda r: (r[score], -r["latency_ms"], -r["number"]))
 
 
@@ -520,7 +526,7 @@ def run_search(space: SearchSpace, teacher: nn.Module, data: DataSplits, target:
     best = choose(rows, settings.sampler)
     result = SearchResult(
         best=ModelSpec(**best["spec"]), best_trial=best, met_budget=best["met_budget"], budget_ms=settings.budget_ms,
-        sampler=settings.sampler, latency=settings.latency, trials=rows, pareto=pareto_front(rows),
+        sampler=settings.sampler, latency=settings.latency, score=settings.proxy.score, trials=rows, pareto=pareto_front(rows),
         study_name=study_name, storage=shown_url(url),
         budget_from=settings.reference.model_dump(mode="json") if settings.reference is not None else None,
     )

@@ -44,7 +44,9 @@ def test_the_searched_student_is_distilled(search_pipeline: Path, tmp_path: Path
     chosen = search["best"]["params"]["channels"]
     assert chosen[0] in (4, 8) and chosen[1] in (8, 16)
     assert {"name": "search_budget_ms@local-cpu", "limit": 1000.0, "ok": True}.items() <= report["budgets"][-1].items()
-    assert "### Student search" in (run_dir / "report.md").read_text()
+    assert search["score"] == "soft_accuracy" and all(0 < t["score"] < 1 for t in search["trials"])
+    markdown = (run_dir / "report.md").read_text()
+    assert "### Student search" in markdown and "ranked by soft accuracy" in markdown and "Proxy score" in markdown
 
     # The study is complete: a late worker joins, finds nothing left to do, and says so.
     worker = runner.invoke(app, ["search-worker", "--storage", search["storage"], "--study", search["study_name"]])
@@ -80,6 +82,7 @@ def test_bad_search_input_is_exit_2_before_anything_runs(search_pipeline: Path, 
     run_dir = tmp_path / "run"
     for overrides in (["stages.search.space=resnet"], ["stages.search.choices={channels: []}"],
                       ["stages.search.target=jetson-orin-nano"], ["stages.search.reward={w_under: 1}"],
+                      ["stages.search.proxy={score: f1}"],
                       ["stages.search.budget_from={name: plain_cnn}"],  # and budget_ms: two budgets
                       ["stages.search.budget_ms=null", "stages.search.budget_from={name: nope}"],
                       ["stages.search.budget_ms=null", "stages.search.budget_from={name: plain_cnn}",

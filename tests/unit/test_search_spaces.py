@@ -118,7 +118,7 @@ def test_reward_hand_values_and_presets() -> None:
 
 
 def _row(number: int, accuracy: float, latency: float, budget: float = 1.0) -> dict:
-    return {"number": number, "spec": {"name": "m", "params": {"i": number}}, "accuracy": accuracy,
+    return {"number": number, "spec": {"name": "m", "params": {"i": number}}, "accuracy": accuracy, "score": accuracy,
             "latency_ms": latency, "reward": reward(accuracy, latency, budget), "met_budget": latency <= budget}
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 from edgekd.config import DataConfig, ModelSpec, ProfileConfig, TeacherConfig, TrainConfig
 from edgekd.data import load_data
-from edgekd.distill import train_model
+from edgekd.distill import evaluate, soft_accuracy, train_model
 from edgekd.errors import ConfigError
 from edgekd.models import build_model, count_params, save_checkpoint
 from edgekd.search import (
@@ -21,7 +22,7 @@ from edgekd.search import (
     build_space,
     choose_assistants,
     join_study,
-    kd_proxy_accuracy,
+    kd_proxy_train,
     open_storage,
     pareto_front,
     read_recipe,
@@ -75,12 +76,23 @@ def settings(**changes) -> SearchSettings:
     return SearchSettings(**{"budget_ms": 1000.0, "n_trials": 3, "proxy": PROXY, "profile": FAST, **changes})
 
 
-def test_proxy_accuracy_is_a_deterministic_fraction(data, teacher) -> None:
+def test_proxy_score_is_a_deterministic_fraction(data, teacher) -> None:
     spec = ModelSpec(name="plain_cnn", params={"channels": [8, 16]})
-    first = kd_proxy_accuracy(spec, teacher, data, PROXY)
-    assert 0.0 <= first <= 1.0
-    assert kd_proxy_accuracy(spec, teacher, data, PROXY) == first
-    assert kd_proxy_accuracy(spec, teacher, data, PROXY.model_copy(update={"seed": 1})) != first
+    model, first = kd_proxy_train(spec, teacher, data, PROXY)
+    assert PROXY.score == "soft_accuracy" and first == soft_accuracy(model, data.val) and 0.0 < first < 1.0
+    assert kd_proxy_train(spec, teacher, data, PROXY)[1] == first
+    assert kd_proxy_train(spec, teacher, data, PROXY.model_copy(update={"seed": 1}))[1] != first
+    model, top1 = kd_proxy_train(spec, teacher, data, PROXY.model_copy(update={"score": "accuracy"}))
+    assert top1 == evaluate(model, data.val)
+
+
+def test_soft_accuracy_is_the_mean_probability_of_the_true_class() -> None:
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, -1.0]])
+    labels = torch.tensor([0, 0, 0])
+    model = torch.nn.Sequential(torch.nn.Identity())
+    expected = logits.softmax(dim=1)[:, 0].mean()
+    assert soft_accuracy(model, TensorDataset(logits, labels), batch_size=2) == pytest.approx(float(expected))
+    assert evaluate(model, TensorDataset(logits, labels), batch_size=2) == pytest.approx(2 / 3)
 
 
 def test_run_search_tpe_finds_a_student_within_budget(data, teacher, space, target, tmp_path) -> None:
@@ -89,8 +101,9 @@ def test_run_search_tpe_finds_a_student_within_budget(data, teacher, space, targ
     assert [row["number"] for row in result.trials] == [0, 1, 2]
     candidates = [spec.model_dump(mode="json") for spec in space.candidates()]
     for row in result.trials:
-        assert set(row) == {"number", "spec", "accuracy", "latency_ms", "reward", "met_budget"}
+        assert set(row) == {"number", "spec", "accuracy", "score", "latency_ms", "reward", "met_budget"}
         assert row["spec"] in candidates and 0 <= row["accuracy"] <= 1 and row["latency_ms"] > 0 and row["met_budget"]
+        assert 0 < row["score"] < 1 and row["score"] != row["accuracy"]  # soft accuracy ranks, by default
     assert result.met_budget and result.best_trial in result.trials
     assert result.best_trial["reward"] == max(row["reward"] for row in result.trials)
     assert result.best.model_dump(mode="json") == result.best_trial["spec"]
@@ -105,8 +118,8 @@ def test_a_space_no_larger_than_the_trials_is_searched_exhaustively(data, teache
     # every candidate once in the first len(space) trials, then the sampler's pick (a repeat)
     assert sorted(map(str, specs[:len(space)])) == sorted(map(str, candidates))
     assert specs[-1] in candidates
-    # the hard reward within the budget is the accuracy: the most accurate candidate is the student
-    assert result.best_trial["accuracy"] == max(row["accuracy"] for row in result.trials)
+    # the hard reward within the budget is the proxy score: the best-scored candidate is the student
+    assert result.best_trial["reward"] == result.best_trial["score"] == max(row["score"] for row in result.trials)
 
 
 def test_an_interrupted_search_resumes(data, teacher, space, target, tmp_path) -> None:
@@ -148,12 +161,12 @@ def test_nsga2_returns_a_pareto_front(data, teacher, space, target, tmp_path) ->
     result = run_search(space, teacher, data, target, settings(sampler="nsga2", n_trials=4), run_dir=tmp_path)
     assert len(result.trials) == 4 and result.pareto == pareto_front(result.trials)
     for member in result.pareto:
-        assert not any(o["accuracy"] > member["accuracy"] and o["latency_ms"] < member["latency_ms"]
+        assert not any(o["score"] > member["score"] and o["latency_ms"] < member["latency_ms"]
                        for o in result.trials)
     assert result.best_trial in result.pareto
-    assert result.best_trial["accuracy"] == max(r["accuracy"] for r in result.pareto if r["met_budget"])
+    assert result.best_trial["score"] == max(r["score"] for r in result.pareto if r["met_budget"])
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{tmp_path / 'search.db'}")
-    assert len(study.directions) == 2 and study.trials[0].values == [result.trials[0]["accuracy"],
+    assert len(study.directions) == 2 and study.trials[0].values == [result.trials[0]["score"],
                                                                     result.trials[0]["latency_ms"]]
 
 
