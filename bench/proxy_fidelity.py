@@ -42,13 +42,27 @@ def val_scores(model: torch.nn.Module, val) -> tuple[float, float]:
     return evaluate(model, val), soft_accuracy(model, val)
 
 
-def full_distill(spec: ModelSpec, tutor: torch.nn.Module, pipe: PipelineConfig, data, seed: int) -> tuple[float, float]:
+def distill(spec: ModelSpec, tutor: torch.nn.Module, pipe: PipelineConfig, data, seed: int) -> torch.nn.Module:
+    """``spec`` distilled from ``tutor`` as the distill stage trains one model of its chain."""
     cfg = pipe.stages.distill
     torch.manual_seed(seed)
     model = build_model(spec, data.num_classes, data.input_shape[0])
     train_model(model, data.train, cfg.train, default_batch_size=pipe.data.batch_size, seed=seed,
                 teacher=tutor, losses=build_losses(cfg.losses, "stages.distill"), ce_weight=cfg.ce_weight)
-    return val_scores(model, data.val)
+    return model.eval()
+
+
+def full_distill(spec: ModelSpec, tutor: torch.nn.Module, pipe: PipelineConfig, data, seed: int) -> tuple[float, float]:
+    return val_scores(distill(spec, tutor, pipe, data, seed), data.val)
+
+
+def run_setup(run: Path) -> tuple[int, PipelineConfig, object, torch.nn.Module]:
+    """A finished quickstart-search run's seed, its pipeline config, data splits and teacher."""
+    seed = int(json.loads((run / "manifest.json").read_text())["config"]["seed"])
+    base, _ = load_pipeline("quickstart-search")
+    pipe = PipelineConfig.model_validate({**base.model_dump(mode="json"), "seed": seed})
+    teacher = load_checkpoint(run / "teacher" / "teacher.pt").module.eval()
+    return seed, pipe, load_data(pipe.data, seed), teacher
 
 
 def candidates(pipe: PipelineConfig) -> list[ModelSpec]:
@@ -65,11 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for run in args.runs:
-        seed = int(json.loads((run / "manifest.json").read_text())["config"]["seed"])
-        base, _ = load_pipeline("quickstart-search")
-        pipe = PipelineConfig.model_validate({**base.model_dump(mode="json"), "seed": seed})
-        data = load_data(pipe.data, seed)
-        teacher = load_checkpoint(run / "teacher" / "teacher.pt").module.eval()
+        seed, pipe, data, teacher = run_setup(run)
         assistant = load_checkpoint(run / "distill" / "assistant_1.pt").module.eval()
         trials = json.loads((run / "report.json").read_text())["search"]["trials"]
         met = {json.dumps(t["spec"]["params"]["channels"]): t["met_budget"] for t in trials}
@@ -114,10 +124,10 @@ def summarize(rows: list[dict]) -> None:
             print(f"  {name:30s} picks {str(pick['channels']):10s} reference {reference(pick):.2%}"
                   f" (best within budget {best['channels']} {reference(best):.2%})")
         for name, score in RULES.items():
-            print(f"  {name:30s} Kendall tau vs reference over all {len(mine)}: {_kendall(mine, score, reference):+.2f}")
+            print(f"  {name:30s} Kendall tau vs reference over all {len(mine)}: {kendall(mine, score, reference):+.2f}")
 
 
-def _kendall(rows: list[dict], a, b) -> float:
+def kendall(rows: list[dict], a, b) -> float:
     pairs = list(itertools.combinations(rows, 2))
     sign = lambda v: (v > 0) - (v < 0)  # noqa: E731
     return sum(sign(a(x) - a(y)) * sign(b(x) - b(y)) for x, y in pairs) / len(pairs)
