@@ -71,8 +71,15 @@ def _int8_layer_comparisons(latency: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 def _search_summary(stages: dict[str, Any]) -> dict[str, Any] | None:
-    """The search stage's result with the target it ran on, or ``None`` without a search."""
+    """The search stage's result with the target it ran on, or ``None`` without a search.
+
+    A run made before trial rows had a ``score`` ranked its candidates by top-1 accuracy: its
+    rows get that as their score, so that ``edgekd report`` re-renders it.
+    """
     outputs = stages.get("search", {}).get("outputs")
     if outputs is None:
         return None
-    return {**outputs["result"], "target": outputs["target"]}
+    result = {"score": "accuracy", **outputs["result"], "target": outputs["target"]}
+    for row in [*result["trials"], *result["pareto"], result["best_trial"]]:
+        row.setdefault("score", row["accuracy"])
+    return result

@@ -48,6 +48,16 @@ def test_the_searched_student_is_distilled(search_pipeline: Path, tmp_path: Path
     markdown = (run_dir / "report.md").read_text()
     assert "### Student search" in markdown and "ranked by soft accuracy" in markdown and "Proxy score" in markdown
 
+    # A run made before trial rows had a score (ranked by top-1 accuracy) still re-renders.
+    result = manifest["stages"]["search"]["outputs"]["result"]
+    del result["score"]
+    for row in [*result["trials"], *result["pareto"], result["best_trial"]]:
+        del row["score"]
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    rendered = runner.invoke(app, ["report", str(run_dir)])
+    assert rendered.exit_code == 0, rendered.output
+    assert "ranked by top-1 accuracy" in (run_dir / "report.md").read_text()
+
     # The study is complete: a late worker joins, finds nothing left to do, and says so.
     worker = runner.invoke(app, ["search-worker", "--storage", search["storage"], "--study", search["study_name"]])
     assert worker.exit_code == 0, worker.output
