@@ -101,7 +101,7 @@ def fmt_budget(name: str, value: float | None) -> str:
         return fmt_percent(value)
     if name == "max_size_bytes":
         return fmt_bytes(value)
-    if name.startswith(LATENCY_BUDGET_PREFIX):
+    if name.startswith((LATENCY_BUDGET_PREFIX, "search_budget_ms@")):
         return MISSING if value is None else f"{fmt_ms(value)} ms"
     return MISSING if value is None else f"{value:g}"
 

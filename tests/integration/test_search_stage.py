@@ -47,6 +47,7 @@ def test_the_searched_student_is_distilled(search_pipeline: Path, tmp_path: Path
     assert search["score"] == "soft_accuracy" and all(0 < t["score"] < 1 for t in search["trials"])
     markdown = (run_dir / "report.md").read_text()
     assert "### Student search" in markdown and "ranked by soft accuracy" in markdown and "Proxy score" in markdown
+    assert "| search_budget_ms@local-cpu | ≤ 1,000.0 ms |" in markdown
 
     # A run made before trial rows had a score (ranked by top-1 accuracy) still re-renders.
     result = manifest["stages"]["search"]["outputs"]["result"]
