@@ -42,6 +42,10 @@ def choose_deployable(config: PipelineConfig, records: dict[str, StageRecord]) -
         reason = (f"auto: INT8 is not faster on {first['target']} (p50 {first['int8_p50_ms']:.3g} ms vs FP32 "
                   f"{first['fp32_p50_ms']:.3g} ms at batch {first['batch']})")
         return {**fp32, "reason": reason, "fastest": fastest}
+    if first["speedup"] < qkd.min_speedup:
+        reason = (f"auto: INT8 is only {first['speedup']:.2f}× faster on {first['target']} at batch {first['batch']}"
+                  f" (min_speedup {qkd.min_speedup:g}×: a smaller gain is within timing noise)")
+        return {**fp32, "reason": reason, "fastest": fastest}
     if drop > qkd.max_accuracy_drop:
         reason = (f"auto: INT8 is {first['speedup']:.2f}× faster on {first['target']} but loses {drop:.2%} "
                   f"accuracy (allowed {qkd.max_accuracy_drop:.2%})")

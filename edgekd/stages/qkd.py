@@ -15,6 +15,8 @@ from edgekd.stages.chain import checkpoint_name, load_teacher_module
 QKD_MODEL = "student_int8"
 PTQ_MODEL = "student_ptq"
 QAT_MODEL = "student_qat"
+DEPLOY_CHOICE = {"precision", "max_accuracy_drop", "min_speedup"}
+"""Settings of stages.qkd read only after profiling, to choose the deployable model."""
 
 
 @STAGES.register("qkd")
@@ -27,8 +29,7 @@ class QKDStage(Stage):
         return ctx.config.stages.qkd is not None
 
     def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:
-        # precision and max_accuracy_drop choose what to deploy after profiling: no retraining.
-        qkd = ctx.config.stages.qkd.model_dump(mode="json", exclude={"precision", "max_accuracy_drop"})
+        qkd = ctx.config.stages.qkd.model_dump(mode="json", exclude=DEPLOY_CHOICE)
         return {"qkd": qkd, "int8_form": int8_form(ctx),
                 "data": ctx.config.data.model_dump(mode="json"), "seed": ctx.config.seed}
 

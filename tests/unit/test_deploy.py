@@ -1,0 +1,61 @@
+"""Which student is deployed: precision auto/fp32/int8 from the profile and the accuracies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgekd.api import load_pipeline
+from edgekd.pipeline.stage import StageRecord
+from edgekd.stages.deploy import choose_deployable
+
+
+def _records(fp32_ms: float, int8_ms: float, fp32_acc: float = 0.97, int8_acc: float = 0.968) -> dict:
+    def timing(model: str, precision: str, batch: int, p50: float) -> dict:
+        return {"model": model, "target": "local-cpu", "precision": precision, "batch": batch, "p50_ms": p50}
+
+    latency = [timing("student", "fp32", 1, fp32_ms), timing("student_int8", "int8", 1, int8_ms),
+               # batch 32 says the opposite: the decision must read the smallest batch
+               timing("student", "fp32", 32, 1.0), timing("student_int8", "int8", 32, 1.0 if int8_ms < fp32_ms else 0.5)]
+    folder = Path("unused")
+    return {
+        "distill": StageRecord("distill", folder, {"models": {"student": {"accuracy": fp32_acc}}}),
+        "qkd": StageRecord("qkd", folder, {"models": {"student_int8": {"accuracy": int8_acc}}}),
+        "export": StageRecord("export", folder, {"models": {"student": {}, "student_int8": {}}}),
+        "profile": StageRecord("profile", folder, {"latency": latency}),
+    }
+
+
+def _config(**qkd):
+    config, _ = load_pipeline("quickstart", [f"stages.qkd.{key}={value}" for key, value in qkd.items()])
+    return config
+
+
+@pytest.mark.parametrize(("fp32_ms", "int8_ms", "expected", "why"), [
+    (0.020, 0.010, "int8", "2.00× faster"),
+    (0.010, 0.020, "fp32", "not faster"),
+    (0.0186, 0.0185, "fp32", "only 1.01× faster"),  # inside the timing noise
+])
+def test_auto_takes_int8_only_when_clearly_faster(fp32_ms, int8_ms, expected, why) -> None:
+    chosen = choose_deployable(_config(), _records(fp32_ms, int8_ms))
+    assert chosen["precision"] == expected
+    assert why in chosen["reason"]
+    assert chosen["fastest"][0]["batch"] == 1
+
+
+def test_auto_keeps_fp32_when_int8_loses_too_much_accuracy() -> None:
+    chosen = choose_deployable(_config(max_accuracy_drop=0.01), _records(0.02, 0.01, fp32_acc=0.97, int8_acc=0.95))
+    assert chosen["precision"] == "fp32"
+    assert "loses 2.00% accuracy" in chosen["reason"]
+
+
+def test_min_speedup_is_the_users_to_set() -> None:
+    assert choose_deployable(_config(min_speedup=1.0), _records(0.0186, 0.0185))["precision"] == "int8"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_forced_precision_is_deployed_whatever_the_timings(precision: str) -> None:
+    chosen = choose_deployable(_config(precision=precision), _records(0.01, 0.02, int8_acc=0.5))
+    assert chosen["precision"] == precision
+    assert chosen["onnx"] == {"fp32": "student.onnx", "int8": "student.int8.onnx"}[precision]
