@@ -8,7 +8,9 @@ setting below re-runs the three QKD phases from the same NNCF calibration, expor
 in the ONNX Runtime form (what local-cpu deploys) and scores it by ONNX Runtime on the run's
 validation split. ``--qat`` adds the label-only QAT baseline as the qkd stage makes it. Each
 setting is a set of overrides of the quickstart's ``stages.qkd`` (``teacher``: a model of the
-run's distill stage, e.g. ``assistant_1``, instead of the teacher).
+run's distill stage, e.g. ``assistant_1``, instead of the teacher; ``tutoring_mixup``: tutoring on
+mixup inputs, Beta(α, α), the teacher labelling the mixed images, as in Beyer et al. 2022, "Knowledge
+distillation: a good teacher is patient and consistent").
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import tempfile
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from edgekd.config import PipelineConfig
 from edgekd.config.loading import load_yaml
 from edgekd.config.pipeline import QKDConfig
-from edgekd.data import DataSplits, load_data
-from edgekd.distill import build_losses, train_model
+from edgekd.data import DataSplits, load_data, make_loader
+from edgekd.distill import KDInputs, build_losses, train_model
+from edgekd.distill.trainer import _optimizer, _scheduler
 from edgekd.export import onnx_accuracy
 from edgekd.models import load_checkpoint
 from edgekd.quant import ensure_nncf_extension, export_int8_onnx, quantize_for_training, run_qkd, strip
@@ -57,6 +61,17 @@ SETTINGS: dict[str, dict] = {
     "assistant as teacher, lr 0.0005": {"teacher": "assistant_1", "co_studying_teacher": {"lr": 0.0005}},
     "0.0005 + lr 0.01 all phases": {"co_studying_teacher": {"lr": 0.0005}, "co_studying": {"epochs": 2, "lr": 0.01},
                                     "tutoring": {"epochs": 3, "lr": 0.01}},
+    "0.0005 + epochs 3/1/2": {"co_studying_teacher": {"lr": 0.0005}, "self_studying": {"epochs": 3, "lr": 0.01},
+                              "co_studying": {"epochs": 1, "lr": 0.005}, "tutoring": {"epochs": 2, "lr": 0.005}},
+    "0.0005 + epochs 3/1/2 lr 0.01": {"co_studying_teacher": {"lr": 0.0005}, "self_studying": {"epochs": 3, "lr": 0.01},
+                                      "co_studying": {"epochs": 1, "lr": 0.01}, "tutoring": {"epochs": 2, "lr": 0.01}},
+    "0.0005 + tutoring mixup 0.2": {"co_studying_teacher": {"lr": 0.0005}, "tutoring_mixup": 0.2},
+    "0.0005 + tutoring mixup 1": {"co_studying_teacher": {"lr": 0.0005}, "tutoring_mixup": 1.0},
+    "0.0005 + ce 1": {"co_studying_teacher": {"lr": 0.0005}, "ce_weight": 1.0},
+    "0.0005 + epochs 0/2/4": {"co_studying_teacher": {"lr": 0.0005}, "self_studying": {"epochs": 0, "lr": 0.01},
+                              "tutoring": {"epochs": 4, "lr": 0.005}},
+    "0.0005 + epochs 1/1/4 lr 0.01": {"co_studying_teacher": {"lr": 0.0005}, "co_studying": {"epochs": 1, "lr": 0.01},
+                                      "tutoring": {"epochs": 4, "lr": 0.01}},
 }
 
 
@@ -64,6 +79,36 @@ def qkd_teacher(run: Path, overrides: dict, teacher: torch.nn.Module) -> torch.n
     """The run's teacher, or the distill stage's model that a setting's ``teacher`` names."""
     name = overrides.get("teacher")
     return load_checkpoint(run / "distill" / f"{name}.pt").module.eval() if name else teacher
+
+
+def mixup_tutor(qstudent: torch.nn.Module, teacher: torch.nn.Module, data: DataSplits, cfg, losses, ce_weight: float,
+                alpha: float, seed: int, batch_size: int) -> None:
+    """Tutoring on mixed images: λx + (1-λ)x[perm], λ ~ Beta(α, α) per batch; mixed-label CE plus the
+    losses against the teacher's logits on the same mixed images."""
+    loader = make_loader(data.train, batch_size, shuffle=True, seed=seed)
+    optimizer = _optimizer(list(qstudent.parameters()), cfg)
+    scheduler = _scheduler(optimizer, cfg, cfg.epochs * len(loader))
+    generator = torch.Generator().manual_seed(seed)
+    beta = torch.distributions.Beta(alpha, alpha)
+    teacher.eval()
+    for _ in range(cfg.epochs):
+        qstudent.train()
+        for x, y in loader:
+            lam = float(beta.sample())
+            perm = torch.randperm(len(x), generator=generator)
+            mixed = lam * x + (1 - lam) * x[perm]
+            logits = qstudent(mixed)
+            with torch.no_grad():
+                teacher_logits = teacher(mixed)
+            loss = ce_weight * (lam * F.cross_entropy(logits, y) + (1 - lam) * F.cross_entropy(logits, y[perm]))
+            batch = KDInputs(student_logits=logits, teacher_logits=teacher_logits, labels=y)
+            for weight, loss_fn in losses:
+                loss = loss + weight * loss_fn(batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    qstudent.eval()
 
 
 def val_accuracy(qmodel: torch.nn.Module, data: DataSplits, folder: Path) -> float:
@@ -92,14 +137,19 @@ def main() -> None:
         calib = data.train.tensors[0][: pipe.stages.qkd.calibration_samples]
         batch = pipe.data.batch_size
         for name, overrides in settings.items():
-            stage = {key: value for key, value in overrides.items() if key != "teacher"}
+            stage = {key: value for key, value in overrides.items() if key not in ("teacher", "tutoring_mixup")}
             cfg = QKDConfig.model_validate({**pipe.stages.qkd.model_dump(mode="json"), **stage})
             qstudent = quantize_for_training(student, calib, subset_size=cfg.calibration_samples)
             torch.manual_seed(seed)
-            result, _ = run_qkd(qstudent, qkd_teacher(run, overrides, teacher), data, self_studying=cfg.self_studying,
-                                co_studying=cfg.co_studying, tutoring=cfg.tutoring,
-                                losses=build_losses(cfg.losses, "stages.qkd"), ce_weight=cfg.ce_weight,
-                                teacher_cfg=cfg.co_studying_teacher, batch_size=batch, seed=seed)
+            mixup = overrides.get("tutoring_mixup")
+            losses = build_losses(cfg.losses, "stages.qkd")
+            tutoring = cfg.tutoring.model_copy(update={"epochs": 0}) if mixup else cfg.tutoring
+            result, co_studied = run_qkd(qstudent, qkd_teacher(run, overrides, teacher), data,
+                                         self_studying=cfg.self_studying, co_studying=cfg.co_studying,
+                                         tutoring=tutoring, losses=losses, ce_weight=cfg.ce_weight,
+                                         teacher_cfg=cfg.co_studying_teacher, batch_size=batch, seed=seed)
+            if mixup:
+                mixup_tutor(qstudent, co_studied, data, cfg.tutoring, losses, cfg.ce_weight, mixup, seed + 2, batch)
             scores[name].append(val_accuracy(qstudent, data, folder))
             phases = " ".join(f"{phase}:" + ",".join(f"{e['val_accuracy']:.1%}" for e in trained.history)
                               for phase, trained in result.phases.items())

@@ -50,8 +50,9 @@ def choose_deployable(config: PipelineConfig, records: dict[str, StageRecord]) -
         reason = (f"auto: INT8 is {first['speedup']:.2f}× faster on {first['target']} but loses {drop:.2%} "
                   f"accuracy (allowed {qkd.max_accuracy_drop:.2%})")
         return {**fp32, "reason": reason, "fastest": fastest}
+    change = 0.0 - drop  # not -drop: -0.0 prints as "-0.00%"
     reason = (f"auto: INT8 is {first['speedup']:.2f}× faster on {first['target']} at batch {first['batch']} and "
-              f"within {qkd.max_accuracy_drop:.2%} of FP32 accuracy ({-drop:+.2%})")
+              f"within {qkd.max_accuracy_drop:.2%} of FP32 accuracy ({change:+.2%})")
     return {**int8, "reason": reason, "fastest": fastest}
 
 

@@ -15,9 +15,9 @@ def _records(fp32_ms: float, int8_ms: float, fp32_acc: float = 0.97, int8_acc: f
     def timing(model: str, precision: str, batch: int, p50: float) -> dict:
         return {"model": model, "target": "local-cpu", "precision": precision, "batch": batch, "p50_ms": p50}
 
+    batch32_int8_ms = 1.0 if int8_ms < fp32_ms else 0.5  # the opposite: the decision must read the smallest batch
     latency = [timing("student", "fp32", 1, fp32_ms), timing("student_int8", "int8", 1, int8_ms),
-               # batch 32 says the opposite: the decision must read the smallest batch
-               timing("student", "fp32", 32, 1.0), timing("student_int8", "int8", 32, 1.0 if int8_ms < fp32_ms else 0.5)]
+               timing("student", "fp32", 32, 1.0), timing("student_int8", "int8", 32, batch32_int8_ms)]
     folder = Path("unused")
     return {
         "distill": StageRecord("distill", folder, {"models": {"student": {"accuracy": fp32_acc}}}),
@@ -42,6 +42,11 @@ def test_auto_takes_int8_only_when_clearly_faster(fp32_ms, int8_ms, expected, wh
     assert chosen["precision"] == expected
     assert why in chosen["reason"]
     assert chosen["fastest"][0]["batch"] == 1
+
+
+def test_auto_states_the_accuracy_change_of_int8() -> None:
+    assert "(-0.20%)" in choose_deployable(_config(), _records(0.02, 0.01, 0.97, 0.968))["reason"]
+    assert "(+0.00%)" in choose_deployable(_config(), _records(0.02, 0.01, 0.97, 0.97))["reason"]
 
 
 def test_auto_keeps_fp32_when_int8_loses_too_much_accuracy() -> None:
