@@ -250,12 +250,15 @@ def test_int8_export_is_symmetric_per_channel_qdq_and_matches_torch(
     x = digits.test.tensors[0][:256]
     with torch.no_grad():
         expected = strip(qstudent, SHAPE)(x).numpy()
-    # without graph optimizations ONNX Runtime computes Q/DQ in float, exactly as torch does
+    # without graph optimizations ONNX Runtime computes Q/DQ in float, as torch does; the two sum a
+    # convolution in different orders, so an activation on a rounding edge can land one step apart
+    # (1 sample of 256 on an AMD EPYC): a rare sample may differ, a wrong scale or axis moves them all
     plain = ort.SessionOptions()
     plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(int8_onnx), plain, providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": x.numpy()})[0]
-    assert np.abs(got - expected).max() < 1e-5
+    samples_off = np.abs(got - expected).max(axis=1) > 1e-5
+    assert samples_off.mean() <= 0.01
     # optimized, it fuses Q/DQ into integer kernels: a value on a rounding edge may move one
     # quantization step, which must not change the predictions
     got = ort.InferenceSession(str(int8_onnx), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
