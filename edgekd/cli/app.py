@@ -1,4 +1,4 @@
-"""Commands. Exit codes: 0 done and every budget met; 1 a budget missed; 2 bad input."""
+"""Commands. Exit codes: 0 done and every budget met; 1 a budget missed; 2 bad input; 3 a bug."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ EXIT_BUG = 3
 
 app = typer.Typer(
     help="Distill, quantize, export and profile small models for GPUs and embedded boards.\n\n"
-    "Exit codes: 0 done and every budget met · 1 done but a budget missed · 2 bad input.",
+    "Exit codes: 0 done and every budget met · 1 done but a budget missed · 2 bad input · 3 a bug in edgekd.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -90,6 +90,8 @@ def compress(
 ) -> None:
     """Run a pipeline: teacher → assistants → student → INT8 → ONNX → latency → report.
 
+    Writes to the run folder student.onnx and student.int8.onnx (the deployable students),
+    report.md, report.html and report.json (which student to ship and why, budgets, latency).
     Re-running skips stages whose config and inputs are unchanged; an interrupted run resumes.
     """
     from edgekd.api import compress as run
@@ -198,16 +200,16 @@ def profile(
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="An edgekd checkpoint (*.pt in a run folder's distill/ or teacher/).")],
     fmt: Annotated[str, typer.Option("--format", help="onnx or tensorrt.")] = "onnx",
-    int8: Annotated[bool, typer.Option("--int8", help="INT8 (needs a quantized checkpoint from the qkd stage).")] = False,
     out_file: Annotated[Path | None, typer.Option("--out", help="Output file.")] = None,
 ) -> None:
-    """Export a checkpoint to ONNX (FP32, dynamic batch) or a TensorRT engine."""
+    """Export a checkpoint to ONNX (FP32, dynamic batch) or a TensorRT engine.
+
+    INT8 models come from the qkd stage of `edgekd compress`: RUN/student.int8.onnx.
+    """
     from edgekd.api import export_checkpoint
 
     if fmt not in ("onnx", "tensorrt"):
         raise _fail(f"--format {fmt!r}: choose onnx or tensorrt")
-    if int8:
-        raise _fail("--int8: INT8 export needs a checkpoint quantized by the qkd stage, which this version lacks")
     path = export_checkpoint(checkpoint, fmt=fmt, out=out_file)
     out.print(f"wrote {path}", markup=False)
 

@@ -171,4 +171,5 @@ def _check_logits(module: nn.Module, num_classes: int, input_shape: tuple[int, .
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ModelError(f"teacher must return logits of shape (batch, classes), got {got}")
     if out.shape[1] != num_classes:
-        raise ModelError(f"teacher outputs {out.shape[1]} classes but the data has {num_classes}")
+        raise ModelError(f"teacher outputs {out.shape[1]} classes but the data has {num_classes}; give a teacher"
+                         " trained on this dataset's classes, or point data at the dataset it was trained on")

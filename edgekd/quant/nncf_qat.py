@@ -222,7 +222,7 @@ def quantize_for_training(
     if not quantizer_count(quantized)["weights"]:
         raise QuantizationError(
             f"{type(model).__name__} has no layer NNCF quantizes (Conv, Linear, MatMul): INT8 would"
-            " change nothing; use an FP32 deployment (precision: fp32) or a model with such layers"
+            " change nothing; remove the qkd stage (stages.qkd: null) to deploy FP32, or use a model with such layers"
         )
     return quantized
 

@@ -147,7 +147,7 @@ def co_study(
             raise QuantizationError(
                 f"co-studying: loss {getattr(loss, 'label', type(loss).__name__)} reads features or sample"
                 " indices, but co-studying exchanges soft outputs (logits) only; use a logit loss such as"
-                " hinton here (feature losses work in tutoring)"
+                " hinton, or skip co-studying (0 epochs) to use it in tutoring alone"
             )
     check_same_classes(qstudent, teacher_copy, data)
     teacher_cfg = teacher_cfg or cfg

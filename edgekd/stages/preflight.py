@@ -38,6 +38,8 @@ def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Pat
     check_losses(distill.losses, "stages.distill", teacher_model, learners, untappable)
     if config.stages.search is not None:
         _check_search(config, targets)
+    if config.stages.qkd is not None:
+        _check_qkd(config)
 
     names = [t.name for t in targets]
     for target_name in config.budgets.max_latency_p50_ms:
@@ -64,6 +66,26 @@ def _check_search(config: PipelineConfig, targets: list[TargetConfig]) -> None:
 
         _named(lambda: build_model(search.budget_from, 2, 1), "stages.search.budget_from")
     settings(config)
+
+
+def _check_qkd(config: PipelineConfig) -> None:
+    """The qkd losses build, and co-studying, which exchanges logits only, gets a logit loss."""
+    from edgekd.distill import build_losses
+
+    qkd = config.stages.qkd
+    losses = [loss for _, loss in build_losses(qkd.losses, "stages.qkd")]
+    if qkd.co_studying.epochs == 0:
+        return
+    if not losses:
+        raise ConfigError("stages.qkd.losses: co-studying needs a distillation loss; add one such as"
+                          " {name: hinton}, or skip the phase with co_studying.epochs: 0")
+    for loss in losses:
+        if loss.needs_features or loss.needs_indices:
+            raise ConfigError(
+                f"stages.qkd.losses: {loss.label} reads layer features or sample indices, but co-studying"
+                " exchanges logits only; use a logit loss (hinton, tf_kd, noisy_teacher), or set"
+                " co_studying.epochs: 0 to use it in tutoring alone"
+            )
 
 
 def _named(build, where: str):

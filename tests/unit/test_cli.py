@@ -165,6 +165,15 @@ def test_unknown_loss(pipeline: Path, run_dir: Path) -> None:
     assert_bad_input(result, "stages.distill.losses.0", "'hintn'", "did you mean 'hinton'")
 
 
+def test_qkd_losses_are_checked_before_any_stage(pipeline: Path, run_dir: Path) -> None:
+    result = compress_bad(pipeline, run_dir, "--set", "stages.qkd.losses=[{name: hintn}]")
+    assert_bad_input(result, "stages.qkd.losses.0", "did you mean 'hinton'")
+    result = compress_bad(pipeline, run_dir, "--set", "stages.qkd.losses=[]")
+    assert_bad_input(result, "stages.qkd.losses", "co-studying needs a distillation loss", "co_studying.epochs: 0")
+    result = compress_bad(pipeline, run_dir, "--set", "stages.qkd.losses=[{name: at}]")
+    assert_bad_input(result, "stages.qkd.losses", "co-studying exchanges logits only", "co_studying.epochs: 0")
+
+
 def test_bad_loss_parameter(pipeline: Path, run_dir: Path) -> None:
     result = compress_bad(pipeline, run_dir, "--set", "stages.distill.losses=[{name: hinton, params: {temp: 3}}]")
     assert_bad_input(result, "stages.distill.losses.0", "'temp'", "temperature")
@@ -335,11 +344,6 @@ def test_export_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
 
 def test_export_unknown_format(checkpoint: Path) -> None:
     assert_bad_input(invoke("export", str(checkpoint), "--format", "tflite"), "'tflite'", "onnx or tensorrt")
-
-
-def test_export_int8_is_refused(checkpoint: Path) -> None:
-    assert_bad_input(invoke("export", str(checkpoint), "--int8", "--out", "x.onnx"), "--int8")
-    assert not Path("x.onnx").exists()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
