@@ -264,6 +264,16 @@ def test_layer_times_skips_warmup_and_keeps_top() -> None:
     assert layer_times([], runs=2, top=2) == ()
 
 
+def test_layer_times_leave_out_a_preempted_run() -> None:
+    def run(ts: int, dur: int, conv_us: int) -> list[dict]:
+        return [{"cat": "Session", "name": "model_run", "ts": ts, "dur": dur},
+                {"cat": "Node", "name": "conv_kernel_time", "ts": ts + 1, "dur": conv_us, "args": {"op_name": "Conv"}}]
+
+    events = [*run(0, 100, 50), *run(1000, 110, 60), *run(2000, 2000, 1900), *run(5000, 90, 40)]
+    (conv,) = layer_times(events, runs=4, top=5)
+    assert conv.mean_ms == pytest.approx((50 + 60 + 40) / 3 / 1000)  # the 2000 µs run took the core away
+
+
 def test_import_edgekd_runtime_does_not_import_onnxruntime() -> None:
     code = "import sys, edgekd, edgekd.runtime; print('onnxruntime' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
