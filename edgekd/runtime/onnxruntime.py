@@ -80,8 +80,8 @@ def layer_times(events: Iterable[Mapping[str, Any]], *, runs: int, top: int) -> 
 
     Only the last ``runs`` inferences (``model_run`` session events) count, so
     warm-up runs recorded earlier in the same trace are left out, and so is a run
-    that took over 3× the median run (another process took the core: one such run
-    of 20 made a 0.011 ms layer read 0.229 ms). Node events are those with
+    that took over 3× the median run (another process took the core; such a run
+    can be 30× the others, ``docs/targets.md``). Node events are those with
     ``cat == "Node"`` whose name ends with ``_kernel_time``; ``dur`` is in
     microseconds and ``args.op_name`` is the operator type.
 
