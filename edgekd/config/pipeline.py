@@ -188,7 +188,8 @@ class QKDConfig(StrictModel):
     """Also make ONNX Runtime post-training quantization and label-only NNCF QAT (same epochs)."""
     precision: Literal["auto", "fp32", "int8"] = "auto"
     """The deployable model: ``auto`` takes INT8 where it is at least ``min_speedup`` times faster on
-    the first target and loses at most ``max_accuracy_drop`` against the FP32 student."""
+    the first target and loses at most ``max_accuracy_drop`` against the FP32 student on the
+    validation split (the test split when there is no validation split)."""
     max_accuracy_drop: float = Field(0.01, ge=0, le=1)
     min_speedup: float = Field(1.05, ge=1)
     """``auto`` takes INT8 only where it is at least this many times faster than FP32 (p50): two

@@ -11,7 +11,8 @@ from edgekd.pipeline.stage import StageRecord
 from edgekd.stages.deploy import choose_deployable
 
 
-def _records(fp32_ms: float, int8_ms: float, fp32_acc: float = 0.97, int8_acc: float = 0.968) -> dict:
+def _records(fp32_ms: float, int8_ms: float, fp32_acc: float = 0.97, int8_acc: float = 0.968,
+             fp32_val: float | None = None, int8_val: float | None = None) -> dict:
     def timing(model: str, precision: str, batch: int, p50: float) -> dict:
         return {"model": model, "target": "local-cpu", "precision": precision, "batch": batch, "p50_ms": p50}
 
@@ -20,8 +21,10 @@ def _records(fp32_ms: float, int8_ms: float, fp32_acc: float = 0.97, int8_acc: f
                timing("student", "fp32", 32, 1.0), timing("student_int8", "int8", 32, batch32_int8_ms)]
     folder = Path("unused")
     return {
-        "distill": StageRecord("distill", folder, {"models": {"student": {"accuracy": fp32_acc}}}),
-        "qkd": StageRecord("qkd", folder, {"models": {"student_int8": {"accuracy": int8_acc}}}),
+        "distill": StageRecord("distill", folder,
+                               {"models": {"student": {"accuracy": fp32_acc, "val_accuracy": fp32_val}}}),
+        "qkd": StageRecord("qkd", folder,
+                           {"models": {"student_int8": {"accuracy": int8_acc, "val_accuracy": int8_val}}}),
         "export": StageRecord("export", folder, {"models": {"student": {}, "student_int8": {}}}),
         "profile": StageRecord("profile", folder, {"latency": latency}),
     }
@@ -45,14 +48,23 @@ def test_auto_takes_int8_only_when_clearly_faster(fp32_ms, int8_ms, expected, wh
 
 
 def test_auto_states_the_accuracy_change_of_int8() -> None:
-    assert "(-0.20%)" in choose_deployable(_config(), _records(0.02, 0.01, 0.97, 0.968))["reason"]
+    assert "test accuracy (-0.20%)" in choose_deployable(_config(), _records(0.02, 0.01, 0.97, 0.968))["reason"]
     assert "(+0.00%)" in choose_deployable(_config(), _records(0.02, 0.01, 0.97, 0.97))["reason"]
 
 
 def test_auto_keeps_fp32_when_int8_loses_too_much_accuracy() -> None:
     chosen = choose_deployable(_config(max_accuracy_drop=0.01), _records(0.02, 0.01, fp32_acc=0.97, int8_acc=0.95))
     assert chosen["precision"] == "fp32"
-    assert "loses 2.00% accuracy" in chosen["reason"]
+    assert "loses 2.00% test accuracy" in chosen["reason"]
+
+
+def test_auto_judges_the_accuracy_drop_on_the_validation_split_when_there_is_one() -> None:
+    # test says INT8 lost 2 points, validation says it lost none: validation decides
+    records = _records(0.02, 0.01, fp32_acc=0.97, int8_acc=0.95, fp32_val=0.96, int8_val=0.96)
+    chosen = choose_deployable(_config(max_accuracy_drop=0.01), records)
+    assert chosen["precision"] == "int8" and "FP32 validation accuracy (+0.00%)" in chosen["reason"]
+    records = _records(0.02, 0.01, fp32_acc=0.97, int8_acc=0.97, fp32_val=0.96, int8_val=0.94)
+    assert choose_deployable(_config(max_accuracy_drop=0.01), records)["precision"] == "fp32"
 
 
 def test_min_speedup_is_the_users_to_set() -> None:
@@ -63,4 +75,5 @@ def test_min_speedup_is_the_users_to_set() -> None:
 def test_a_forced_precision_is_deployed_whatever_the_timings(precision: str) -> None:
     chosen = choose_deployable(_config(precision=precision), _records(0.01, 0.02, int8_acc=0.5))
     assert chosen["precision"] == precision
+    assert "INT8 runs at 0.50× FP32's speed on local-cpu at batch 1" in chosen["reason"]
     assert chosen["onnx"] == {"fp32": "student.onnx", "int8": "student.int8.onnx"}[precision]
