@@ -113,6 +113,8 @@ def _quantization(report: dict[str, Any]) -> list[str]:
         parts.append(_table(tables.precision_table(report)))
     deployable = report["deployable"]
     parts.append(_note(f"Deployed: {deployable['precision'].upper()} — {deployable.get('reason', '')}"))
+    if qdq := tables.tensorrt_qdq_summary(report):
+        parts.append(_note(qdq))
     for comparison in report.get("int8_layers", []):
         parts += [f"<h3>Why INT8 is (not) faster: {escape(tables.int8_layer_title(comparison))}</h3>",
                   _table(tables.int8_layer_table(comparison)), _note(tables.int8_layer_summary(comparison))]

@@ -51,6 +51,8 @@ def _quantization_blocks(report: dict[str, Any]) -> list[str]:
     if report.get("precision_choice"):
         blocks += [_table(tables.precision_table(report))]
     blocks.append(_cell(f"Deployed: {report['deployable']['precision'].upper()} — {report['deployable'].get('reason', '')}"))
+    if qdq := tables.tensorrt_qdq_summary(report):
+        blocks.append(_cell(qdq))
     for comparison in report.get("int8_layers", []):
         blocks += [f"#### Why INT8 is (not) faster: {_cell(tables.int8_layer_title(comparison))}",
                    _table(tables.int8_layer_table(comparison)), _cell(tables.int8_layer_summary(comparison))]

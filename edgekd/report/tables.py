@@ -315,6 +315,26 @@ def quantization_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def tensorrt_qdq_summary(report: dict[str, Any]) -> str:
+    """One line: which INT8 files TensorRT's explicit quantization accepts, and why not the others."""
+    verdicts = []
+    for name, m in report["models"].items():
+        if m.get("precision") != "int8" or "qdq_violations" not in m:
+            continue
+        problems = m["qdq_violations"]
+        if not problems:
+            verdicts.append(f"{name} passes")
+            continue
+        first = problems[0]
+        verdicts.append(f"{name} breaks {len(problems)} (first: {first['node']}: {first['message']})")
+    if not verdicts:
+        return ""
+    rejected = any(m.get("qdq_violations") and m.get("int8_form") == "onnxruntime" for m in report["models"].values())
+    hint = (" The onnxruntime form is ONNX Runtime's fast CPU form; set stages.qkd.int8_form: tensorrt for a file"
+            " TensorRT builds." if rejected else "")
+    return f"TensorRT Q/DQ rules: {'; '.join(verdicts)}.{hint}"
+
+
 def precision_table(report: dict[str, Any]) -> Table:
     """Target | Batch | FP32 p50 | INT8 p50 | Speed-up | Fastest."""
     table = Table(("Target", "Batch", "FP32 p50 ms", "INT8 p50 ms", "INT8 speed-up", "Fastest"), "lrrrrl")
@@ -349,10 +369,15 @@ def int8_layer_table(comparison: dict[str, Any]) -> Table:
 
 def int8_layer_summary(comparison: dict[str, Any]) -> str:
     floats = comparison["float_layers"]
+    summed = sum(row["int8_ms"] or 0.0 for row in comparison["rows"]) + comparison["qdq_ms"] + comparison["layout_ms"]
+    caveat = ("Times are the profiler's per-kernel means over the top profiled layers, from a separate profiled"
+              " session")
+    if summed > comparison["int8_p50_ms"]:
+        caveat += (f": its per-node instrumentation makes the INT8 layers add up to {fmt_ms(summed)} ms against a"
+                   f" p50 of {fmt_ms(comparison['int8_p50_ms'])} ms, so compare ratios, not sums")
     return (f"Q/DQ adds {fmt_ms(comparison['qdq_ms'])} ms, layout changes {fmt_ms(comparison['layout_ms'])} ms; "
             f"slower layers: {', '.join(comparison['slower']) or 'none'}; "
-            f"float compute left in the INT8 graph: {', '.join(floats) or 'none'}. "
-            "Times are the profiler's per-kernel means over the top profiled layers.")
+            f"float compute left in the INT8 graph: {', '.join(floats) or 'none'}. {caveat}.")
 
 
 # --- search ---------------------------------------------------------------------------------

@@ -236,3 +236,27 @@ def test_write_report(report, tmp_path):
     assert json.loads((run_dir / "report.json").read_text()) == report
     assert (run_dir / "report.md").read_text(encoding="utf-8").startswith("## ✅")
     assert "<svg" in (run_dir / "report.html").read_text(encoding="utf-8")
+
+
+def test_tensorrt_qdq_line_names_what_breaks_and_how_to_get_a_tensorrt_file(report) -> None:
+    from edgekd.report.tables import tensorrt_qdq_summary
+
+    assert tensorrt_qdq_summary(report) == ""  # no INT8 model, no line
+    uint8 = {"node": "/stem/Q", "rule": "int8", "message": "QuantizeLinear uses UINT8"}
+    report["models"]["student_int8"] = {**_model("quantized", "plain_cnn", 0.95, 12_810, 410_000), "precision": "int8",
+                                        "int8_form": "onnxruntime", "qdq_violations": [uint8, uint8]}
+    report["models"]["student_ptq"] = {**_model("quantized-baseline", "plain_cnn", 0.95, 12_810, 410_000),
+                                       "precision": "int8", "int8_form": "tensorrt", "qdq_violations": []}
+    line = tensorrt_qdq_summary(report)
+    assert "student_int8 breaks 2 (first: /stem/Q: QuantizeLinear uses UINT8)" in line
+    assert "student_ptq passes" in line and "stages.qkd.int8_form: tensorrt" in line
+    assert line in render_markdown({**report, "deployable": {**report["deployable"], "reason": "auto"}})
+
+
+def test_int8_layer_summary_warns_when_profiled_layers_outweigh_the_p50() -> None:
+    from edgekd.report.tables import int8_layer_summary
+
+    comparison = {"rows": [{"int8_ms": 0.03}], "qdq_ms": 0.01, "layout_ms": 0.005, "int8_p50_ms": 0.02,
+                  "slower": [], "float_layers": []}
+    assert "add up to 0.0450 ms against a p50 of 0.0200 ms" in int8_layer_summary(comparison)
+    assert "add up to" not in int8_layer_summary({**comparison, "int8_p50_ms": 0.05})
