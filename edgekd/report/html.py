@@ -92,6 +92,7 @@ def _latency(report: dict[str, Any]) -> list[str]:
             f'<div class="pair"><figure>{plots.layer_times_svg(section.record)}</figure>',
             _table(section.table),
             "</div>",
+            *([_note(section.note)] if section.note else []),
         ]
     return parts
 

@@ -43,6 +43,8 @@ def _layer_blocks(records: list[dict[str, Any]], model_order: list[str]) -> list
     blocks = []
     for section in tables.layer_sections(records, model_order):
         blocks += [f"#### Top layers: {_cell(section.title)}", _table(section.table)]
+        if section.note:
+            blocks.append(_cell(section.note))
     return blocks
 
 

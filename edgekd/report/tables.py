@@ -45,6 +45,8 @@ class LayerSection:
     title: str
     record: dict[str, Any]
     table: Table
+    note: str = ""
+    """Set when the profiled layers add up to more than the record's p50 (profiler overhead)."""
 
 
 # --- number formats ------------------------------------------------------------------------
@@ -267,7 +269,11 @@ def layer_sections(records: list[dict[str, Any]], model_order: Sequence[str] = (
             share = fmt_percent(layer["share"], digits=1)
             table.add(layer["name"], layer["op_type"], fmt_ms(layer["mean_ms"]), share)
         title = f"{model} on {target} ({precision}, batch {r['batch']})"
-        sections.append(LayerSection(title, r, table))
+        summed = sum(layer["mean_ms"] for layer in r["layers"])
+        note = ("" if summed <= r["p50_ms"] else
+                f"These layers add up to {fmt_ms(summed)} ms against a p50 of {fmt_ms(r['p50_ms'])} ms: they come from"
+                " a separate profiled session whose per-node instrumentation adds time; read the shares, not the sums.")
+        sections.append(LayerSection(title, r, table, note))
     return sections
 
 

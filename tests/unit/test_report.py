@@ -260,3 +260,15 @@ def test_int8_layer_summary_warns_when_profiled_layers_outweigh_the_p50() -> Non
                   "slower": [], "float_layers": []}
     assert "add up to 0.0450 ms against a p50 of 0.0200 ms" in int8_layer_summary(comparison)
     assert "add up to" not in int8_layer_summary({**comparison, "int8_p50_ms": 0.05})
+
+
+def test_layer_section_notes_when_profiled_layers_outweigh_the_p50() -> None:
+    from edgekd.report.tables import layer_sections
+
+    quiet = _latency("student", "local-cpu", 0.2, layers=True)  # layers: 70% of the p50
+    (section,) = layer_sections([quiet])
+    assert section.note == ""
+    loud = {**quiet, "layers": [{**layer, "mean_ms": 3 * layer["mean_ms"]} for layer in quiet["layers"]]}
+    (section,) = layer_sections([loud])
+    assert "add up to 0.420 ms against a p50 of 0.200 ms" in section.note
+    assert section.note in render_latency_markdown([loud])
