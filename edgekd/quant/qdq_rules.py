@@ -126,9 +126,12 @@ def _check_qdq_node(
             Violation(name, RULE_SCALE, f"scale {scale_name!r} is not a constant; TensorRT needs constant scales")
         )
     elif not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        bad = np.flatnonzero(~np.isfinite(scale.ravel()) | (scale.ravel() <= 0))
+        where = f"scale[{bad[0]}]" if scale.ndim else "scale"
         found.append(
             Violation(
-                name, RULE_SCALE, "scale has zero, negative, NaN or infinite values; they must be positive and finite"
+                name, RULE_SCALE, f"{where} is {scale.ravel()[bad[0]]:g} ({bad.size} of {scale.size} bad);"
+                " scales must be positive and finite"
             )
         )
 
@@ -158,6 +161,10 @@ def _check_qdq_node(
                     f"{op_type} weight quantized per channel along axis {axis};"
                     f" TensorRT needs axis {expected_axis} (output channels)"
                 )
+                found.append(Violation(name, RULE_WEIGHT_PER_CHANNEL, message))
+            elif per_channel and x is not None and 0 <= axis < x.ndim and scale.size != x.shape[axis]:
+                message = (f"{scale.size} scales for the {x.shape[axis]} channels of the {op_type} weight's axis"
+                           f" {axis}; give one scale per output channel")
                 found.append(Violation(name, RULE_WEIGHT_PER_CHANNEL, message))
     return found
 

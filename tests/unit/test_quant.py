@@ -440,6 +440,17 @@ def test_qdq_checker_flags_a_per_tensor_conv_weight(int8_onnx: Path) -> None:
     assert _rules(model) == {(dq.name, qdq_rules.RULE_WEIGHT_PER_CHANNEL)}
 
 
+def test_qdq_checker_flags_per_channel_scales_that_do_not_fit_the_channels(int8_onnx: Path) -> None:
+    model, inits = _edit(int8_onnx)
+    dq = _first(model, "DequantizeLinear", weight=True)
+    scale = numpy_helper.to_array(inits[dq.input[1]])
+    _replace_init(model, dq.input[1], np.concatenate([scale, scale]))
+    _replace_init(model, dq.input[2], np.zeros(2 * scale.size, np.int8))
+    violation = next(v for v in check_tensorrt_qdq(model) if v.node == dq.name)
+    assert violation.rule == qdq_rules.RULE_WEIGHT_PER_CHANNEL
+    assert f"{2 * scale.size} scales for the {scale.size} channels" in violation.message
+
+
 def test_qdq_checker_flags_a_bad_scale_and_a_float_island(int8_onnx: Path) -> None:
     model, inits = _edit(int8_onnx)
     dq = _first(model, "DequantizeLinear", weight=True)
@@ -450,6 +461,8 @@ def test_qdq_checker_flags_a_bad_scale_and_a_float_island(int8_onnx: Path) -> No
     conv.input[0] = "input"  # the first conv now reads the float input directly
     rules = _rules(model)
     assert (dq.name, qdq_rules.RULE_SCALE) in rules
+    bad_scale = next(v for v in check_tensorrt_qdq(model) if v.rule == qdq_rules.RULE_SCALE)
+    assert f"scale[1] is {scale[1]:g} (1 of {scale.size} bad)" in bad_scale.message
     assert (conv.name, qdq_rules.RULE_FLOAT_ISLAND) in rules
     island = next(v for v in check_tensorrt_qdq(model) if v.rule == qdq_rules.RULE_FLOAT_ISLAND)
     assert "input 'input'" in island.message
