@@ -101,8 +101,8 @@ def fmt_budget(name: str, value: float | None) -> str:
     """A budget's limit or value in the unit its name implies."""
     if name == "min_accuracy":
         return fmt_percent(value)
-    if name == "max_size_bytes":
-        return fmt_bytes(value)
+    if name == "max_size_bytes":  # the exact bytes too: a limit written as 1000000 reads "977 KiB"
+        return fmt_bytes(value) if value is None or value < 1024 else f"{fmt_bytes(value)} ({value:,.0f} B)"
     if name.startswith((LATENCY_BUDGET_PREFIX, "search_budget_ms@")):
         return MISSING if value is None else f"{fmt_ms(value)} ms"
     return MISSING if value is None else f"{value:g}"

@@ -272,3 +272,10 @@ def test_layer_section_notes_when_profiled_layers_outweigh_the_p50() -> None:
     (section,) = layer_sections([loud])
     assert "add up to 0.420 ms against a p50 of 0.200 ms" in section.note
     assert section.note in render_latency_markdown([loud])
+
+
+def test_size_budget_shows_the_exact_bytes_beside_the_binary_unit() -> None:
+    from edgekd.report.tables import fmt_budget
+
+    assert fmt_budget("max_size_bytes", 1_000_000) == "977 KiB (1,000,000 B)"
+    assert fmt_budget("max_size_bytes", 512) == "512 B"
