@@ -11,7 +11,6 @@ from edgekd.errors import ConfigError, DataError, EdgeKDError, TargetError
 def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Path) -> None:
     from edgekd.data import DATASETS
     from edgekd.distill.checks import check_losses
-    from edgekd.models import build_model
     from edgekd.runtime import get_runtime
 
     _named(lambda: DATASETS.get(config.data.kind), "data.kind")
@@ -21,7 +20,7 @@ def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Pat
     teacher = config.stages.teacher
     teacher_model = None
     if teacher.model is not None:
-        teacher_model = _named(lambda: build_model(teacher.model, 2, 1), "stages.teacher.model")
+        teacher_model = _shape_only(teacher.model, "stages.teacher.model")
     for field in ("weights", "torchscript", "export_archive"):
         path = getattr(teacher, field)
         if path is not None and not (path if path.is_absolute() else base_dir / path).is_file():
@@ -29,9 +28,9 @@ def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Pat
     distill = config.stages.distill
     learners = []
     for i, spec in enumerate([] if distill.assistants == "auto" else distill.assistants):
-        learners.append(_named(lambda spec=spec: build_model(spec, 2, 1), f"stages.distill.assistants.{i}"))
+        learners.append(_shape_only(spec, f"stages.distill.assistants.{i}"))
     if distill.student is not None:  # else the search stage picks it
-        student = _named(lambda: build_model(distill.student, 2, 1), "stages.distill.student")
+        student = _shape_only(distill.student, "stages.distill.student")
         learners += [student] * distill.generations
     untappable = ("a TorchScript module" if teacher.torchscript else
                   "a torch.export archive" if teacher.export_archive else None)
@@ -62,9 +61,7 @@ def _check_search(config: PipelineConfig, targets: list[TargetConfig]) -> None:
     build_space(search.space, search.choices, "stages.search.choices")
     search_target(config, targets)
     if search.budget_from is not None:
-        from edgekd.models import build_model
-
-        _named(lambda: build_model(search.budget_from, 2, 1), "stages.search.budget_from")
+        _shape_only(search.budget_from, "stages.search.budget_from")
     settings(config)
 
 
@@ -86,6 +83,17 @@ def _check_qkd(config: PipelineConfig) -> None:
                 " exchanges logits only; use a logit loss (hinton, tf_kd, noisy_teacher), or set"
                 " co_studying.epochs: 0 to use it in tutoring alone"
             )
+
+
+def _shape_only(spec, where: str):
+    """``spec`` built on torch's meta device: its modules and names, no memory for its weights, so
+    that a model too large for this machine (a width of 10⁵ typed by mistake) is not allocated here."""
+    import torch
+
+    from edgekd.models import build_model
+
+    with torch.device("meta"):
+        return _named(lambda: build_model(spec, 2, 1), where)
 
 
 def _named(build, where: str):
