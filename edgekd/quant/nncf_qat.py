@@ -40,7 +40,13 @@ def quiet_nncf() -> Iterator[None]:
     """Keep NNCF from printing while it works: its logger writes to stdout through its own
     handler and its statistics progress bars draw on rich's global console. Inside this
     context NNCF's records propagate to the ``nncf`` logger's parents (the application's
-    logging) instead, and the global rich console is quiet (the CLI draws on its own)."""
+    logging) instead, and the global rich console is quiet (the CLI draws on its own).
+
+    ``nncf.strip`` imports torchao, whose import makes torch log a deprecation warning about
+    torchao's own code (``register_constant() on Enum subclasses``) on the user's stderr; the
+    ``torch.utils._pytree`` logger is held at ERROR meanwhile."""
+    import logging
+
     import rich
     from nncf.common.logging.logger import nncf_logger
 
@@ -48,13 +54,17 @@ def quiet_nncf() -> Iterator[None]:
     propagate = nncf_logger.propagate
     console = rich.get_console()
     quiet = console.quiet
+    pytree_logger = logging.getLogger("torch.utils._pytree")
+    pytree_level = pytree_logger.level
     for handler in handlers:
         nncf_logger.removeHandler(handler)
     nncf_logger.propagate = True
     console.quiet = True
+    pytree_logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
+        pytree_logger.setLevel(pytree_level)
         console.quiet = quiet
         nncf_logger.propagate = propagate
         for handler in handlers:

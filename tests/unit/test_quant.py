@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -520,3 +522,14 @@ def test_onnxruntime_form_folds_each_relu_into_its_integer_conv(qstudent: nn.Mod
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     ops = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
     assert ops.count("QLinearConv") == 2 and "Relu" not in ops
+
+
+def test_stripping_prints_no_third_party_deprecation_noise() -> None:
+    # nncf.strip imports torchao, whose import makes torch log a deprecation warning; in a fresh
+    # process (the import happens once) edgekd's strip keeps the user's stderr clean
+    code = ("import torch; from edgekd.config import ModelSpec; from edgekd.models import build_model;"
+            " from edgekd.quant import quantize_for_training, strip;"
+            " model = build_model(ModelSpec(name='plain_cnn', params={'channels': [4, 8]}), 10, 1);"
+            " strip(quantize_for_training(model, torch.randn(4, 1, 16, 16), subset_size=4), (1, 16, 16))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "register_constant" not in result.stderr, result.stderr
