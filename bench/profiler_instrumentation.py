@@ -1,5 +1,5 @@
 """How much ONNX Runtime's profiler slows a run: median ``model_run`` of a profiled session against
-the p50 of an unprofiled one, same file, same threads, batch 1.
+the p50 of an unprofiled one, same file, batch 1, sessions as edgekd makes them for local-cpu.
 
     python bench/profiler_instrumentation.py .bench/final/seed0/student.onnx .bench/final/seed0/student.int8.onnx
 """
@@ -13,20 +13,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from edgekd.api import load_targets
+from edgekd.onnx_model import example_input
+from edgekd.runtime.onnxruntime import create_session
 
 
-def run_ms(path: Path, *, profiled: bool, runs: int, threads: int) -> float:
-    import onnxruntime as ort
-
+def run_ms(path: Path, *, profiled: bool, runs: int) -> float:
+    """Median unprofiled ``session.run`` time, or median profiled ``model_run`` duration (ms), in a
+    session set up as edgekd times local-cpu."""
+    (target,) = load_targets(["local-cpu"])
     with tempfile.TemporaryDirectory() as tmp:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.enable_profiling = profiled
-        options.profile_file_prefix = str(Path(tmp) / "ort")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        feed = {i.name: np.random.default_rng(0).random([1, *i.shape[1:]], dtype=np.float32)
-                for i in session.get_inputs()}
+        session = create_session(path, target, profile_prefix=str(Path(tmp) / "ort") if profiled else None)
+        feed = {session.get_inputs()[0].name: example_input(path, batch=1)}
         times = []
         for _ in range(runs + 50):  # the first 50 warm up
             started = time.perf_counter_ns()
@@ -43,11 +41,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--runs", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     for path in args.models:
-        plain = run_ms(path, profiled=False, runs=args.runs, threads=args.threads)
-        profiled = run_ms(path, profiled=True, runs=args.runs, threads=args.threads)
+        plain = run_ms(path, profiled=False, runs=args.runs)
+        profiled = run_ms(path, profiled=True, runs=args.runs)
         print(f"{path}: unprofiled p50 {plain:.4f} ms · profiled model_run median {profiled:.4f} ms"
               f" ({profiled / plain:.1f}×)")
 

@@ -142,13 +142,7 @@ def co_study(
         return None
     if not losses:
         raise ValueError("co-studying needs at least one distillation loss")
-    for _, loss in losses:
-        if getattr(loss, "needs_features", False) or getattr(loss, "needs_indices", False):
-            raise QuantizationError(
-                f"co-studying: loss {getattr(loss, 'label', type(loss).__name__)} reads features or sample"
-                " indices, but co-studying exchanges soft outputs (logits) only; use a logit loss such as"
-                " hinton, or skip co-studying (0 epochs) to use it in tutoring alone"
-            )
+    check_co_studying_losses([loss for _, loss in losses])
     check_same_classes(qstudent, teacher_copy, data)
     teacher_cfg = teacher_cfg or cfg
     bs = cfg.batch_size or batch_size
@@ -196,6 +190,18 @@ def co_study(
     progress.finish(task)
     qstudent.eval(), teacher_copy.eval()
     return student_result, teacher_history
+
+
+def check_co_studying_losses(losses: list[DistillLoss]) -> None:
+    """Raise QuantizationError for a loss co-studying cannot use: one that reads layer features or
+    sample indices (the two sides exchange logits only)."""
+    for loss in losses:
+        if getattr(loss, "needs_features", False) or getattr(loss, "needs_indices", False):
+            raise QuantizationError(
+                f"{getattr(loss, 'label', type(loss).__name__)} reads layer features or sample indices, but"
+                " co-studying exchanges logits only; use a logit loss (hinton, tf_kd, noisy_teacher), or set"
+                " co_studying.epochs: 0 to use it in tutoring alone"
+            )
 
 
 def _side_loss(

@@ -269,12 +269,17 @@ def layer_sections(records: list[dict[str, Any]], model_order: Sequence[str] = (
             share = fmt_percent(layer["share"], digits=1)
             table.add(layer["name"], layer["op_type"], fmt_ms(layer["mean_ms"]), share)
         title = f"{model} on {target} ({precision}, batch {r['batch']})"
-        summed = sum(layer["mean_ms"] for layer in r["layers"])
-        note = ("" if summed <= r["p50_ms"] else
-                f"These layers add up to {fmt_ms(summed)} ms against a p50 of {fmt_ms(r['p50_ms'])} ms: they come from"
-                " a separate profiled session whose per-node instrumentation adds time; read the shares, not the sums.")
+        note = profiler_overhead_note(sum(layer["mean_ms"] for layer in r["layers"]), r["p50_ms"])
         sections.append(LayerSection(title, r, table, note))
     return sections
+
+
+def profiler_overhead_note(layers_ms: float, p50_ms: float) -> str:
+    """Empty, or one sentence when profiled layer times add up to more than the unprofiled p50."""
+    if layers_ms <= p50_ms:
+        return ""
+    return (f"These layers add up to {fmt_ms(layers_ms)} ms against a p50 of {fmt_ms(p50_ms)} ms: they come from a"
+            " separate profiled session whose per-node instrumentation adds time; read ratios and shares, not sums.")
 
 
 def failure_lines(report: dict[str, Any]) -> list[str]:
@@ -376,14 +381,11 @@ def int8_layer_table(comparison: dict[str, Any]) -> Table:
 def int8_layer_summary(comparison: dict[str, Any]) -> str:
     floats = comparison["float_layers"]
     summed = sum(row["int8_ms"] or 0.0 for row in comparison["rows"]) + comparison["qdq_ms"] + comparison["layout_ms"]
-    caveat = ("Times are the profiler's per-kernel means over the top profiled layers, from a separate profiled"
-              " session")
-    if summed > comparison["int8_p50_ms"]:
-        caveat += (f": its per-node instrumentation makes the INT8 layers add up to {fmt_ms(summed)} ms against a"
-                   f" p50 of {fmt_ms(comparison['int8_p50_ms'])} ms, so compare ratios, not sums")
+    overhead = profiler_overhead_note(summed, comparison["int8_p50_ms"])
     return (f"Q/DQ adds {fmt_ms(comparison['qdq_ms'])} ms, layout changes {fmt_ms(comparison['layout_ms'])} ms; "
             f"slower layers: {', '.join(comparison['slower']) or 'none'}; "
-            f"float compute left in the INT8 graph: {', '.join(floats) or 'none'}. {caveat}.")
+            f"float compute left in the INT8 graph: {', '.join(floats) or 'none'}. "
+            f"Times are the profiler's per-kernel means over the top profiled layers.{' ' + overhead if overhead else ''}")
 
 
 # --- search ---------------------------------------------------------------------------------

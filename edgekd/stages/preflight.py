@@ -68,6 +68,7 @@ def _check_search(config: PipelineConfig, targets: list[TargetConfig]) -> None:
 def _check_qkd(config: PipelineConfig) -> None:
     """The qkd losses build, and co-studying, which exchanges logits only, gets a logit loss."""
     from edgekd.distill import build_losses
+    from edgekd.quant.qkd import check_co_studying_losses
 
     qkd = config.stages.qkd
     losses = [loss for _, loss in build_losses(qkd.losses, "stages.qkd")]
@@ -76,13 +77,7 @@ def _check_qkd(config: PipelineConfig) -> None:
     if not losses:
         raise ConfigError("stages.qkd.losses: co-studying needs a distillation loss; add one such as"
                           " {name: hinton}, or skip the phase with co_studying.epochs: 0")
-    for loss in losses:
-        if loss.needs_features or loss.needs_indices:
-            raise ConfigError(
-                f"stages.qkd.losses: {loss.label} reads layer features or sample indices, but co-studying"
-                " exchanges logits only; use a logit loss (hinton, tf_kd, noisy_teacher), or set"
-                " co_studying.epochs: 0 to use it in tutoring alone"
-            )
+    _named(lambda: check_co_studying_losses(losses), "stages.qkd.losses")
 
 
 def _shape_only(spec, where: str):
