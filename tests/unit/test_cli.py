@@ -16,8 +16,7 @@ import onnx
 import pytest
 import torch
 import yaml
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from edgekd.cli.app import app
 from edgekd.config import ModelSpec
