@@ -106,7 +106,8 @@ def profile(
 
 
 def export_checkpoint(checkpoint: Path, *, fmt: str = "onnx", out: Path | None = None, opset: int = 17) -> Path:
-    """Export an edgekd checkpoint (``*.pt`` from a run folder) to ONNX or a TensorRT engine."""
+    """Export an edgekd checkpoint (``*.pt`` from a run folder) to ONNX, or to a TensorRT engine
+    for batch 1 (FP16 where the GPU has it) built from an ONNX written beside it."""
     import importlib.util
 
     from edgekd.errors import ExportError
@@ -115,21 +116,24 @@ def export_checkpoint(checkpoint: Path, *, fmt: str = "onnx", out: Path | None =
 
     if fmt not in ("onnx", "tensorrt"):
         raise ExportError(f"format {fmt!r}: choose onnx or tensorrt")
+    target = Path(out) if out is not None else Path(checkpoint).with_suffix(".onnx" if fmt == "onnx" else ".engine")
+    if fmt == "tensorrt" and target.suffix == ".onnx":
+        raise ExportError(f"--out {target}: give the TensorRT engine another suffix (.engine, .plan); the ONNX"
+                          " it is built from is written beside it with .onnx")
     if fmt == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
         raise ExportError(
             "--format tensorrt needs TensorRT, which is not installed; on a machine with an NVIDIA GPU run"
             " pip install 'edgekd[tensorrt]', or use --format onnx"
         )
     loaded = load_checkpoint(Path(checkpoint))
-    onnx_path = Path(out) if out is not None and fmt == "onnx" else Path(checkpoint).with_suffix(".onnx")
+    onnx_path = target if fmt == "onnx" else target.with_suffix(".onnx")
     export_onnx(loaded.module, loaded.input_shape, onnx_path, opset)
     if fmt == "onnx":
         return onnx_path
     from edgekd.export.tensorrt import build_engine
 
-    engine_path = Path(out) if out is not None else Path(checkpoint).with_suffix(".engine")
-    build_engine(onnx_path, engine_path, batch=1)
-    return engine_path
+    build_engine(onnx_path, target, batch=1)
+    return target
 
 
 def rerender_report(run_dir: Path) -> dict:
@@ -142,6 +146,10 @@ def rerender_report(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     if not (run_dir / MANIFEST).is_file():
         raise EdgeKDError(f"{run_dir}: no {MANIFEST}; give the folder of a run made by edgekd compress")
-    report = build_report(Manifest.load(run_dir))
+    manifest = Manifest.load(run_dir)
+    if "deployable" not in manifest.data:
+        raise EdgeKDError(f"{run_dir}: the run did not finish (no deployable model yet); run the same"
+                          " edgekd compress command again to finish it")
+    report = build_report(manifest)
     write_report(report, run_dir)
     return report

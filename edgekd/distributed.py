@@ -50,11 +50,6 @@ def world() -> World:
     return World()
 
 
-def barrier() -> None:
-    if world().distributed:
-        dist.barrier()
-
-
 def from_main(value: T) -> T:
     """Rank 0's ``value`` on every rank."""
     if not world().distributed:

@@ -46,7 +46,7 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
 
 
 def user_errors(func: F) -> F:
-    """Turn EdgeKDError into a one-line message and exit code 2 (a traceback only with --debug)."""
+    """Turn EdgeKDError into a one-line message and exit code 2 (with --debug, after its traceback)."""
 
     @wraps(func)
     def wrapper(*args, **kwargs):
@@ -54,7 +54,7 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except EdgeKDError as exc:
             if _state["debug"]:
-                raise
+                traceback.print_exc()
             raise _fail(str(exc)) from None
         except KeyboardInterrupt:
             err.print("interrupted: finished stages are kept; run the same command again to resume")
@@ -83,16 +83,17 @@ def _root(
 def compress(
     pipeline: Annotated[str, typer.Argument(help="A pipeline YAML path, or the name of a built-in one.")] = "quickstart",
     out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<pipeline name>).")] = None,
-    target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Target name or YAML path; repeat for several. Replaces the pipeline's targets.")] = None,
+    target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Target name or YAML path; repeat for several. Replaces the pipeline's stages.profile.targets.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config value: KEY.PATH=VALUE (YAML value).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard the run folder's finished stages and start over.")] = False,
     nproc: Annotated[int, typer.Option("--nproc", min=1, help="Train on N processes (DistributedDataParallel: gloo on CPU, NCCL on GPUs) through torchrun.")] = 1,
 ) -> None:
     """Run a pipeline: teacher → assistants → student → INT8 → ONNX → latency → report.
 
-    Writes to the run folder student.onnx and student.int8.onnx (the deployable students),
-    report.md, report.html and report.json (which student to ship and why, budgets, latency).
-    Re-running skips stages whose config and inputs are unchanged; an interrupted run resumes.
+    Writes to the run folder student.onnx (and student.int8.onnx with a qkd stage), report.md,
+    report.html and report.json (which student to ship and why, budgets, latency). Re-running
+    skips stages whose config, input files (data, teacher weights) and edgekd version are
+    unchanged; an interrupted run resumes. Ctrl-C exits 130 and keeps the finished stages.
     """
     from edgekd.api import compress as run
     from edgekd.distributed import init_from_env, shutdown
@@ -161,7 +162,7 @@ def _rich(table, title: str) -> Table:
 @user_errors
 def profile(
     model: Annotated[Path, typer.Argument(help="An ONNX file (or an edgekd checkpoint .pt for torch targets).")],
-    target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Target name or YAML path; repeat for several.")] = None,
+    target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Target name or YAML path; repeat for several (default local-cpu).")] = None,
     batch: Annotated[list[int] | None, typer.Option("--batch", "-b", help="Batch size; repeat for several (default: the target's).")] = None,
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs at least.")] = 1.0,
     json_file: Annotated[Path | None, typer.Option("--json", help="Also write the records as JSON to this file.")] = None,
@@ -200,11 +201,13 @@ def profile(
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="An edgekd checkpoint (*.pt in a run folder's distill/ or teacher/).")],
     fmt: Annotated[str, typer.Option("--format", help="onnx or tensorrt.")] = "onnx",
-    out_file: Annotated[Path | None, typer.Option("--out", help="Output file.")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Output file (default: the checkpoint's path with .onnx or .engine).")] = None,
 ) -> None:
     """Export a checkpoint to ONNX (FP32, dynamic batch) or a TensorRT engine.
 
-    INT8 models come from the qkd stage of `edgekd compress`: RUN/student.int8.onnx.
+    The TensorRT engine is built for batch 1 (FP16 where the GPU has it) from an ONNX file
+    written beside it. INT8 models come from the qkd stage of `edgekd compress`:
+    RUN/student.int8.onnx.
     """
     from edgekd.api import export_checkpoint
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,32 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     )
 
 
+def resolve_data_path(cfg: DataConfig, base_dir: Path | None) -> Path | None:
+    """``cfg.path``, a relative one resolved against the pipeline file's folder ``base_dir``."""
+    path = cfg.path
+    if path is not None and base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    return path
+
+
+def data_files_stamp(cfg: DataConfig, base_dir: Path | None) -> str | None:
+    """A hash of the name, size and modification time of every file under ``data.path`` (None
+    without a path, ``"missing"`` when it does not exist). Stages put it in their fingerprint, so
+    a re-run after the data was edited in place trains again; the files' contents are not read."""
+    path = resolve_data_path(cfg, base_dir)
+    if path is None:
+        return None
+    if not path.exists():
+        return "missing"
+    root = path if path.is_dir() else path.parent
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def load_data(cfg: DataConfig, seed: int, base_dir: Path | None = None) -> DataSplits:
     """Loads the configured dataset, splits it by ``seed`` and normalizes it.
 
@@ -109,10 +136,7 @@ def load_data(cfg: DataConfig, seed: int, base_dir: Path | None = None) -> DataS
         loader = DATASETS.get(cfg.kind)
     except UnknownNameError as e:
         raise DataError(f"data.kind: {e}") from None
-    path = cfg.path
-    if path is not None and base_dir is not None and not path.is_absolute():
-        path = base_dir / path
-    raw = loader(cfg, path)
+    raw = loader(cfg, resolve_data_path(cfg, base_dir))
     rng = np.random.default_rng(seed)
     if raw.test is None:
         train, val, test = _split(raw.y, cfg.val_fraction, cfg.test_fraction, rng)

@@ -2,7 +2,7 @@
 
 We use torch's TorchScript-based exporter (``dynamo=False``): it is ~50× faster than the
 dynamo exporter on these CNNs and it is the one NNCF's fake-quantize modules export through
-(DESIGN.md §6), so FP32 and INT8 files come from the same code path.
+(docs/design-notes.md, "Quantization"), so FP32 and INT8 files come from the same code path.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ An ONNX file with QuantizeLinear/DequantizeLinear nodes builds as explicit INT8.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from edgekd.errors import ExportError
@@ -27,7 +28,8 @@ def build_engine(onnx_path: Path, engine_path: Path, *, batch: int = 1, max_batc
                  fp16: bool = True, workspace_mib: int = 1024) -> Path:
     """Parse ``onnx_path`` and write a serialized engine whose batch range is 1…``max_batch``."""
     trt = _tensorrt()
-    logger = trt.Logger(trt.Logger.WARNING)
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)  # edgekd --debug
+    logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
@@ -49,6 +51,6 @@ def build_engine(onnx_path: Path, engine_path: Path, *, batch: int = 1, max_batc
     config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise ExportError(f"TensorRT could not build an engine from {onnx_path}; run with --debug for its log")
+        raise ExportError(f"TensorRT could not build an engine from {onnx_path}; run with --debug for TensorRT's verbose log")
     atomic_write_bytes(engine_path, bytes(serialized))
     return engine_path

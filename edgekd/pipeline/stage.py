@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,6 +34,18 @@ class RunContext:
 
             self._data = load_data(self.config.data, self.config.seed, self.base_dir)
         return self._data
+
+    def data_inputs(self) -> dict[str, Any]:
+        """What decides the data a stage sees, for its fingerprint: the ``data`` section, the seed
+        (it fixes the split) and a stamp of the files under ``data.path``."""
+        return {"config": self.config.data.model_dump(mode="json"), "seed": self.config.seed,
+                "files": self._data_files_stamp}
+
+    @cached_property
+    def _data_files_stamp(self) -> str | None:
+        from edgekd.data import data_files_stamp
+
+        return data_files_stamp(self.config.data, self.base_dir)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Folding BatchNorm into the convolution before it, so that the quantized graph has no BN.
 
 Quantizers inserted around an unfolded Conv → BN pair leave the BN in float: in ONNX Runtime
-Conv and BN then stay FP32 (DESIGN.md §6), and TensorRT fuses differently than the quantized
+Conv and BN then stay FP32 (docs/design-notes.md, "Quantization"), and TensorRT fuses differently than the quantized
 training saw. Folding first gives one Conv with a bias, quantized as one layer.
 """
 

@@ -1,6 +1,6 @@
 """NNCF quantization-aware training: insert INT8 fake quantizers, strip them, export QDQ ONNX.
 
-The flow (DESIGN.md §6): fold BatchNorm → ``nncf.quantize`` (calibrates the quantizer ranges
+The flow (docs/design-notes.md, "Quantization"): fold BatchNorm → ``nncf.quantize`` (calibrates the quantizer ranges
 on a subset) → train with any loss → ``nncf.strip`` (NNCF's quantizers become torch
 ``FakeQuantize`` modules) → ``torch.onnx.export(dynamo=False)``, which writes
 QuantizeLinear/DequantizeLinear pairs. The weights' QuantizeLinear nodes are then folded
@@ -12,7 +12,6 @@ Settings are the ones TensorRT's explicit quantization accepts: INT8, symmetric 
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,6 @@ from edgekd.fsutil import atomic_write_with
 from edgekd.quant.bn import fold_batchnorm
 from edgekd.quant.errors import QuantizationError
 
-log = logging.getLogger(__name__)
 
 SUPPORTED_BITS = (8,)
 EXTENSION_TIMEOUT_S = 900

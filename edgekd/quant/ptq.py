@@ -7,7 +7,6 @@ the function.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 
@@ -16,8 +15,6 @@ import numpy as np
 from edgekd.errors import ExportError
 from edgekd.fsutil import atomic_write_with
 from edgekd.quant.errors import QuantizationError
-
-log = logging.getLogger(__name__)
 
 
 def ort_static_ptq(

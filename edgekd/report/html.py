@@ -128,7 +128,7 @@ def render_html(report: dict[str, Any]) -> str:
     Every string taken from the report is HTML-escaped; the plots are inline SVG.
 
     Args:
-        report: The report dict (see DESIGN.md section 1).
+        report: The report dict, as :func:`edgekd.pipeline.report_data.build_report` makes it.
 
     Returns:
         The HTML document.

@@ -79,7 +79,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The whole report as Markdown, its first line the budget verdict.
 
     Args:
-        report: The report dict (see DESIGN.md section 1).
+        report: The report dict, as :func:`edgekd.pipeline.report_data.build_report` makes it.
 
     Returns:
         Markdown text ending in a newline.

@@ -14,7 +14,7 @@ def write_report(report: dict[str, Any], run_dir: Path) -> None:
     """Write ``report.json``, ``report.md`` and ``report.html`` into ``run_dir``, each atomically.
 
     Args:
-        report: The report dict (see DESIGN.md section 1).
+        report: The report dict, as :func:`edgekd.pipeline.report_data.build_report` makes it.
         run_dir: The run folder; created if missing.
     """
     run_dir = Path(run_dir)

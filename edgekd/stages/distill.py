@@ -23,8 +23,7 @@ class DistillStage(Stage):
     needs = ("teacher", "search")
 
     def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:
-        return {"distill": ctx.config.stages.distill.model_dump(mode="json"),
-                "data": ctx.config.data.model_dump(mode="json"), "seed": ctx.config.seed}
+        return {"distill": ctx.config.stages.distill.model_dump(mode="json"), "data": ctx.data_inputs()}
 
     def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
         from edgekd.models import save_checkpoint

@@ -16,8 +16,7 @@ class ExportStage(Stage):
     needs = ("teacher", "distill", "qkd")
 
     def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:
-        return {"export": ctx.config.stages.export.model_dump(mode="json"),
-                "data": ctx.config.data.model_dump(mode="json"), "seed": ctx.config.seed}
+        return {"export": ctx.config.stages.export.model_dump(mode="json"), "data": ctx.data_inputs()}
 
     def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
         import shutil

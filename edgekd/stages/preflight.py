@@ -59,10 +59,10 @@ def _check_search(config: PipelineConfig, targets: list[TargetConfig]) -> None:
 
     search = config.stages.search
     build_space(search.space, search.choices, "stages.search.choices")
-    search_target(config, targets)
+    target = search_target(config, targets)
     if search.budget_from is not None:
         _shape_only(search.budget_from, "stages.search.budget_from")
-    settings(config)
+    settings(config, target.name)
 
 
 def _check_qkd(config: PipelineConfig) -> None:

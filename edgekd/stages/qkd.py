@@ -30,8 +30,7 @@ class QKDStage(Stage):
 
     def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:
         qkd = ctx.config.stages.qkd.model_dump(mode="json", exclude=DEPLOY_CHOICE)
-        return {"qkd": qkd, "int8_form": int8_form(ctx),
-                "data": ctx.config.data.model_dump(mode="json"), "seed": ctx.config.seed}
+        return {"qkd": qkd, "int8_form": int8_form(ctx), "data": ctx.data_inputs()}
 
     def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
         from edgekd.distill import build_losses

@@ -23,9 +23,9 @@ class SearchStage(Stage):
         return ctx.config.stages.search is not None
 
     def fingerprint_inputs(self, ctx: RunContext) -> dict[str, Any]:
-        return {"search": ctx.config.stages.search.model_dump(mode="json"), "budget_ms": budget_ms(ctx.config),
+        return {"search": ctx.config.stages.search.model_dump(mode="json"), "budget_ms": budget_ms(ctx.config, search_target(ctx.config, ctx.targets).name),
                 "target": search_target(ctx.config, ctx.targets).model_dump(mode="json"),
-                "data": ctx.config.data.model_dump(mode="json"), "seed": ctx.config.seed}
+                "data": ctx.data_inputs()}
 
     def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
         from edgekd.search import WorkerSource, build_space, default_storage, reference_budget, run_search
@@ -41,7 +41,7 @@ class SearchStage(Stage):
         storage = cfg.storage or default_storage(ctx.run_dir)
         study_name = cfg.study_name or f"{ctx.config.name}-{fingerprint(self.fingerprint_inputs(ctx))[:8]}"
         target = search_target(ctx.config, ctx.targets)
-        chosen = settings(ctx.config)
+        chosen = settings(ctx.config, target.name)
         if cfg.budget_from is not None:
             ctx.progress.note(f"search budget: timing {cfg.budget_from.name} {cfg.budget_from.params} on {target.name}")
             budget = reference_budget(cfg.budget_from, target, data, storage=storage, study_name=study_name,
@@ -66,14 +66,14 @@ def search_target(config: PipelineConfig, targets: list[TargetConfig]) -> Target
                       f"{', '.join(t.name for t in targets)}); add it to stages.profile.targets")
 
 
-def budget_ms(config: PipelineConfig) -> float | None:
-    """The budget the config states; ``None`` with ``budget_from`` (timed when the search starts)."""
+def budget_ms(config: PipelineConfig, target: str) -> float | None:
+    """The budget the config states for the search's ``target`` (its name); ``None`` with
+    ``budget_from`` (timed when the search starts)."""
     search = config.stages.search
     if search.budget_from is not None:
         return None
     if search.budget_ms is not None:
         return search.budget_ms
-    target = search.target or config.stages.profile.targets[0]
     limit = config.budgets.max_latency_p50_ms.get(target)
     if limit is None:
         raise ConfigError(f"stages.search: no latency budget; set stages.search.budget_ms, stages.search.budget_from"
@@ -85,7 +85,7 @@ _UNTIMED_MS = 1.0
 """``budget_ms`` of the settings until the ``budget_from`` model is timed (``SearchStage.run``)."""
 
 
-def settings(config: PipelineConfig):
+def settings(config: PipelineConfig, target: str):
     """The library's typed search settings, from the stage's config (errors name the YAML key);
     with ``budget_from``, ``budget_ms`` is a stand-in until that model is timed."""
     from edgekd.config import validate
@@ -93,7 +93,7 @@ def settings(config: PipelineConfig):
 
     cfg = config.stages.search
     return SearchSettings(
-        budget_ms=_UNTIMED_MS if cfg.budget_from is not None else budget_ms(config), reference=cfg.budget_from,
+        budget_ms=_UNTIMED_MS if cfg.budget_from is not None else budget_ms(config, target), reference=cfg.budget_from,
         n_trials=cfg.trials, sampler=cfg.sampler, latency=cfg.latency,
         reward=validate(RewardConfig, cfg.reward, "stages.search.reward"),
         proxy=validate(ProxyConfig, {"seed": config.seed, **cfg.proxy}, "stages.search.proxy"),

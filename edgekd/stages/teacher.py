@@ -26,8 +26,7 @@ class TeacherStage(Stage):
             if path is not None:
                 resolved = path if path.is_absolute() else ctx.base_dir / path
                 files[field] = sha256_file(resolved) if resolved.is_file() else "missing"
-        return {"teacher": cfg.model_dump(mode="json"), "data": ctx.config.data.model_dump(mode="json"),
-                "seed": ctx.config.seed, "files": files}
+        return {"teacher": cfg.model_dump(mode="json"), "data": ctx.data_inputs(), "files": files}
 
     def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
         from edgekd.distill import train_model

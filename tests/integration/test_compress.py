@@ -66,6 +66,28 @@ def test_run_folder_report_and_cache(tiny_pipeline: Path, tmp_path: Path) -> Non
     assert statuses == {"teacher": "cached", "distill": "cached", "export": "cached", "profile": "done"}
 
 
+def test_data_edited_in_place_is_trained_again(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for label, name in enumerate(["a", "b", "c"]):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(8):
+            Image.new("L", (8, 8), 40 * label + i).save(tmp_path / "imgs" / name / f"{i}.png")
+    pipeline = write_pipeline(tmp_path, {**TINY_PIPELINE, "data": {"kind": "image_folder", "path": "imgs",
+                                                                   "test_fraction": 0.25, "batch_size": 8}})
+    run_dir = tmp_path / "run"
+
+    def statuses() -> dict[str, str]:
+        result = compress(str(pipeline), "--out", str(run_dir))
+        assert result.exit_code == 0, result.output
+        return {s: v["status"] for s, v in json.loads((run_dir / "report.json").read_text())["stages"].items()}
+
+    assert set(statuses().values()) == {"done"}
+    assert set(statuses().values()) == {"cached"}
+    Image.new("L", (8, 8), 255).save(tmp_path / "imgs" / "a" / "0.png")  # same name, new pixels
+    assert set(statuses().values()) == {"done"}
+
+
 def test_tampered_artifact_is_not_trusted(tiny_pipeline: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     assert compress(str(tiny_pipeline), "--out", str(run_dir)).exit_code == 0

@@ -20,7 +20,6 @@ from typer.testing import CliRunner, Result
 
 from edgekd.cli.app import app
 from edgekd.config import ModelSpec
-from edgekd.errors import ConfigError
 
 runner = CliRunner()
 
@@ -260,12 +259,12 @@ def test_brackets_in_messages_are_printed_not_taken_as_markup(pipeline: Path, ru
 # --- --debug --------------------------------------------------------------------------------------
 
 
-def test_debug_lets_the_exception_through(tmp_path: Path) -> None:
+def test_debug_adds_the_traceback_but_keeps_exit_code_2(tmp_path: Path) -> None:
     result = invoke("--debug", "compress", str(tmp_path / "nope.yaml"))
-    assert result.exit_code not in (0, 2)
-    assert isinstance(result.exception, ConfigError)
-    assert "nope.yaml" in str(result.exception)
-    # and the next command without --debug is back to the one-line error
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "Traceback" in result.stderr and "ConfigError" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: ") and "nope.yaml" in result.stderr.splitlines()[-1]
+    # and the next command without --debug is the one-line error alone
     assert_bad_input(invoke("compress", str(tmp_path / "nope.yaml")), "nope.yaml")
 
 
@@ -281,8 +280,10 @@ def test_real_process_exit_codes_and_traceback_only_with_debug(tmp_path: Path) -
 
     debug = subprocess.run([sys.executable, "-m", "edgekd", "--debug", "compress", missing],
                            capture_output=True, text=True, env=env, timeout=120)
-    assert debug.returncode not in (0, 2)
+    assert debug.returncode == 2, debug.stderr  # bad input stays bad input: CI gates on the code
     assert "Traceback" in debug.stderr and "ConfigError" in debug.stderr
+    assert debug.stderr.splitlines()[-1] == f"error: {missing}: file not found"
+    assert "hit a bug" not in debug.stderr
 
 
 # --- profile, export, report: bad input -----------------------------------------------------------
@@ -345,6 +346,12 @@ def test_export_unknown_format(checkpoint: Path) -> None:
     assert_bad_input(invoke("export", str(checkpoint), "--format", "tflite"), "'tflite'", "onnx or tensorrt")
 
 
+def test_export_tensorrt_to_an_onnx_path_is_refused(checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "engine.onnx"
+    assert_bad_input(invoke("export", str(checkpoint), "--format", "tensorrt", "--out", str(out)), ".engine")
+    assert not out.exists()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
 def test_export_tensorrt_without_tensorrt_says_how_to_install(checkpoint: Path) -> None:
     before = sorted(p.name for p in checkpoint.parent.iterdir())
@@ -359,6 +366,16 @@ def test_report_on_a_folder_without_manifest(tmp_path: Path) -> None:
     (folder / "notes.txt").write_text("hi")
     assert_bad_input(invoke("report", str(folder)), "not-a-run", "manifest.json")
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
+def test_report_on_an_unfinished_run_says_to_finish_it(tmp_path: Path) -> None:
+    from edgekd.pipeline.manifest import FORMAT, Manifest
+
+    folder = tmp_path / "killed-run"
+    folder.mkdir()
+    Manifest(folder, {"format": FORMAT, "stages": {}, "artifacts": {}}).save()  # as a run killed in its first stage
+    assert_bad_input(invoke("report", str(folder)), "killed-run", "did not finish", "edgekd compress")
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json"]
 
 
 def test_targets_show_unknown_and_malformed(tmp_path: Path) -> None:

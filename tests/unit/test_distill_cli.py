@@ -78,3 +78,17 @@ def test_the_cifar100_recipe_passes_preflight(tmp_path: Path) -> None:
     config, base = load_pipeline("cifar100-resnet32x4-resnet8x4", [f"data.path={tmp_path}"])
     assert [(s.name, s.weight) for s in config.stages.distill.losses] == [("crd", 0.8)]
     preflight(config, load_targets(config.stages.profile.targets, base), base)
+
+
+def test_search_budget_is_found_when_the_target_is_given_as_a_path() -> None:
+    from edgekd.api import load_pipeline, load_targets
+    from edgekd.resources import resolve
+    from edgekd.stages.preflight import preflight
+    from edgekd.stages.search import budget_ms
+
+    path = str(resolve("targets", "local-cpu"))  # what `--target targets/local-cpu.yaml` passes
+    config, base = load_pipeline("quickstart-search", ["stages.search.budget_from=null"], targets=[path])
+    assert config.stages.profile.targets == [path]
+    targets = load_targets(config.stages.profile.targets, base)
+    preflight(config, targets, base)  # raised "no latency budget … max_latency_p50_ms.<path>"
+    assert budget_ms(config, targets[0].name) == config.budgets.max_latency_p50_ms["local-cpu"]
