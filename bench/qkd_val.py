@@ -72,6 +72,10 @@ SETTINGS: dict[str, dict] = {
                               "tutoring": {"epochs": 4, "lr": 0.005}},
     "0.0005 + epochs 1/1/4 lr 0.01": {"co_studying_teacher": {"lr": 0.0005}, "co_studying": {"epochs": 1, "lr": 0.01},
                                       "tutoring": {"epochs": 4, "lr": 0.01}},
+    "0.0005 + T=1": {"co_studying_teacher": {"lr": 0.0005}, "losses": hinton(0.9, 1.0)},
+    "0.0005 + T=1, ce 1, kd 1": {"co_studying_teacher": {"lr": 0.0005}, "ce_weight": 1.0, "losses": hinton(1.0, 1.0)},
+    "0.0005 + T=1 + lr 0.01 all phases": {"co_studying_teacher": {"lr": 0.0005}, "losses": hinton(0.9, 1.0),
+                                          "co_studying": {"epochs": 2, "lr": 0.01}, "tutoring": {"epochs": 3, "lr": 0.01}},
 }
 
 

@@ -5,6 +5,8 @@
         --set 'stages.distill.student.params.channels=[64,128,128]'   # a ≥64-channel student
     python bench/quickstart.py --pipeline quickstart-search --budget-from quickstart \\
         --out .bench/qsearch                 # searched student, budget = the hand-picked student's p50
+    cp -r .bench/quickstart .bench/t1 && python bench/quickstart.py --out .bench/t1 --reuse \\
+        --set stages.qkd.ce_weight=1          # only qkd and what follows it run again
 
 Each seed is one `edgekd compress` (with `stages.distill.baseline=true`: the same student, from the
 same initial weights, trained on labels alone) in its own process; every number below comes from
@@ -37,9 +39,9 @@ def handpicked_student(pipeline: str) -> dict:
     return config.stages.distill.student.model_dump(mode="json")
 
 
-def run(pipeline: str, seed: int, out: Path, overrides: list[str]) -> dict:
+def run(pipeline: str, seed: int, out: Path, overrides: list[str], reuse: bool = False) -> dict:
     run_dir = out / f"seed{seed}"
-    cmd = [sys.executable, "-m", "edgekd", "compress", pipeline, "--out", str(run_dir), "--fresh",
+    cmd = [sys.executable, "-m", "edgekd", "compress", pipeline, "--out", str(run_dir), *([] if reuse else ["--fresh"]),
            "--set", f"seed={seed}", "--set", "stages.distill.baseline=true"]
     for item in overrides:
         cmd += ["--set", item]
@@ -64,6 +66,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path(".bench/quickstart"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="passed to edgekd --set")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the finished stages of run folders already in --out (e.g. copies of an earlier"
+                             " run): only the stages that the --set overrides change run again")
     parser.add_argument("--budget-from", metavar="PIPELINE",
                         help="search budget = the p50 of this pipeline's student, timed by the search")
     args = parser.parse_args()
@@ -71,7 +76,8 @@ def main() -> None:
     if args.budget_from:
         overrides += ["stages.search.budget_ms=null",
                       f"stages.search.budget_from={json.dumps(handpicked_student(args.budget_from))}"]
-    results = [{**run(args.pipeline, seed, args.out, overrides), "load": os.getloadavg()[0]} for seed in args.seeds]
+    results = [{**run(args.pipeline, seed, args.out, overrides, args.reuse), "load": os.getloadavg()[0]}
+               for seed in args.seeds]
     names = ("teacher", "assistant_1", "student", "student_no_kd", "student_int8", "student_ptq", "student_qat")
     present = [n for n in names if n in results[0]["report"]["models"]]
 
@@ -85,6 +91,16 @@ def main() -> None:
     print("\nmean ± std accuracy (%) over seeds", args.seeds)
     for name in present:
         print(f"  {name:14s} {mean_std([r['report']['models'][name]['accuracy'] * 100 for r in results])}")
+    if len(results) > 1:
+        print("\npaired differences (points), mean ± standard error (wins / ties / losses)")
+        for a, b in (("student_int8", "student_qat"), ("student_int8", "student_ptq"), ("student_int8", "student"),
+                     ("student_qat", "student")):
+            if a in present and b in present:
+                diffs = [(r["report"]["models"][a]["accuracy"] - r["report"]["models"][b]["accuracy"]) * 100
+                         for r in results]
+                counts = [sum(d > 1e-9 for d in diffs), sum(abs(d) <= 1e-9 for d in diffs), sum(d < -1e-9 for d in diffs)]
+                print(f"  {a} − {b}: {statistics.mean(diffs):+.2f} ± {statistics.stdev(diffs) / len(diffs) ** 0.5:.2f}"
+                      f" ({' / '.join(map(str, counts))})")
     models = results[0]["report"]["models"]
     print(f"params teacher / student: {models['teacher']['params'] / models['student']['params']:.0f}×")
     for r in results:
