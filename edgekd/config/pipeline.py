@@ -114,6 +114,10 @@ def _hinton_default() -> list[LossSpec]:
     return [LossSpec(name="hinton", weight=0.9, params={"temperature": 4.0})]
 
 
+def _hinton_at_t1() -> list[LossSpec]:
+    return [LossSpec(name="hinton", weight=1.0, params={"temperature": 1.0})]
+
+
 class DistillConfig(StrictModel):
     """Teacher → assistants (in order) → student; each step trains with ``losses`` plus
     ``ce_weight`` × cross-entropy on the labels."""
@@ -182,8 +186,11 @@ class QKDConfig(StrictModel):
     quickstart uses a 10× lower rate (chosen on its validation split, ``docs/benchmarks.md``)."""
     tutoring: TrainConfig = TrainConfig(epochs=4, lr=0.005)
     """The quantized student distilled from the (co-studied, now frozen) teacher."""
-    losses: list[LossSpec] = Field(default_factory=_hinton_default)
-    ce_weight: float = Field(0.5, ge=0)
+    losses: list[LossSpec] = Field(default_factory=_hinton_at_t1)
+    """Co-studying and tutoring's distillation losses. Default: Hinton KD at T = 1 beside an equal
+    ``ce_weight``: at 8 bits a student already distilled at T = 4 gains more from staying close to
+    the labels (chosen on val over 12 quickstart splits, ``docs/benchmarks.md``)."""
+    ce_weight: float = Field(1.0, ge=0)
     baselines: bool = True
     """Also make ONNX Runtime post-training quantization and label-only NNCF QAT (same epochs)."""
     precision: Literal["auto", "fp32", "int8"] = "auto"
