@@ -303,7 +303,9 @@ def export_int8_onnx(
 
     ``qmodel`` is stripped first if it still holds NNCF quantizers. The TorchScript exporter
     (``dynamo=False``) writes QuantizeLinear/DequantizeLinear pairs; the pairs on weights are
-    then folded into INT8 initializers followed by DequantizeLinear (per-channel, axis 0).
+    then folded into INT8 initializers followed by DequantizeLinear (per-channel, axis 0), and every
+    Q/DQ node and its scale and zero point is named after what it quantizes
+    (:func:`~edgekd.quant.onnx_graph.name_qdq_values`: ``stem.0.weight_scale``, not NNCF's hook id).
 
     NNCF quantizes the inputs of each layer, so a Conv → Relu is followed by one
     QuantizeLinear after the Relu: TensorRT's preferred form, but ONNX Runtime then runs the
@@ -333,7 +335,12 @@ def export_int8_onnx(
     import onnx
 
     from edgekd.export.onnx import torch_to_onnx
-    from edgekd.quant.onnx_graph import fold_constant_quantizers, quantize_before_relu, relu_outputs_to_uint8
+    from edgekd.quant.onnx_graph import (
+        fold_constant_quantizers,
+        name_qdq_values,
+        quantize_before_relu,
+        relu_outputs_to_uint8,
+    )
 
     model = qmodel if is_stripped(qmodel) else strip(qmodel, input_shape)
     model = model.eval()
@@ -345,6 +352,7 @@ def export_int8_onnx(
         info["weights_folded"] = fold_constant_quantizers(proto)
         info["unsigned_after_relu"] = relu_outputs_to_uint8(proto) if unsigned_after_relu else 0
         info["qdq_before_relu"] = quantize_before_relu(proto) if qdq_before_relu and not unsigned_after_relu else 0
+        name_qdq_values(proto)
         info["qdq_pairs"] = sum(n.op_type == "DequantizeLinear" for n in proto.graph.node)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))

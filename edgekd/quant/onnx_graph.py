@@ -240,3 +240,96 @@ def relu_outputs_to_uint8(model: onnx.ModelProto) -> int:
         changed += 1
     _drop_unused_initializers(graph)
     return changed
+
+
+def name_qdq_values(model: onnx.ModelProto) -> int:
+    """Give every QuantizeLinear/DequantizeLinear node, its output and its scale and zero point
+    the name of what it quantizes, instead of the exporter's hook ids
+    (``__nncf_hooks.pre_hooks.stem/0/conv2d/0__1.0.scale``, ``onnx::QuantizeLinear_84``).
+
+    What a node quantizes: a weight (``stem.0.weight``: ``stem.0.weight/DequantizeLinear``,
+    ``stem.0.weight_scale``, ``stem.0.weight_zero_point``), the graph input (``input``), or the
+    output of the module whose node feeds it (``/stages/stages.0/stages.0.2/Relu`` →
+    ``stages.0.2.output``). A scale or zero point that several of them share is named by its role
+    and type (``zero_point_int8``). Graph inputs and outputs keep their names.
+
+    Returns:
+        The number of values renamed.
+    """
+    graph = model.graph
+    made_by = producers(graph)
+    inits = {init.name for init in graph.initializer}
+    graph_inputs = {i.name for i in graph.input} - inits
+    kept = graph_inputs | {o.name for o in graph.output}
+    qdq = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+
+    subjects: dict[str, str] = {}  # Q/DQ output → what it quantizes
+    for node in qdq:  # graph order: a DequantizeLinear comes after the QuantizeLinear it reads
+        x = node.input[0]
+        if x in subjects:
+            subject = subjects[x]
+        elif x in inits:
+            subject = x.removesuffix("_quantized")
+        elif x in graph_inputs:
+            subject = x
+        else:
+            subject = _module_output(made_by.get(x), x)
+        subjects[node.output[0]] = subject
+
+    renames: dict[str, str] = {}
+    taken = {name for node in graph.node for name in (*node.input, *node.output)} | inits | kept
+
+    def claim(old: str, new: str) -> None:
+        if old in kept or old in renames or old == new:
+            return
+        candidate, n = new, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{new}_{n}"
+        taken.add(candidate)
+        renames[old] = candidate
+
+    node_names: set[str] = set()
+    users: dict[str, set[str]] = defaultdict(set)
+    for node in qdq:
+        subject = subjects[node.output[0]]
+        for name in node.input[1:3]:
+            users[name].add(subject)
+    for node in qdq:
+        subject = subjects[node.output[0]]
+        name = f"{subject}/{node.op_type}"
+        node.name = name if name not in node_names else f"{name}_{len(node_names)}"
+        node_names.add(node.name)
+        claim(node.output[0], f"{subject}_{'q' if node.op_type == 'QuantizeLinear' else 'dq'}")
+        for name, role in zip(node.input[1:3], ("scale", "zero_point")):
+            if name not in inits:
+                continue
+            if len(users[name]) == 1:
+                claim(name, f"{subject}_{role}")
+            else:
+                dtype = onnx.helper.tensor_dtype_to_np_dtype(_initializer(graph, name).data_type)
+                claim(name, f"{role}_{np.dtype(dtype).name}")
+    _rename_values(graph, renames)
+    return len(renames)
+
+
+def _module_output(node: onnx.NodeProto | None, value: str) -> str:
+    """``/stages/stages.0/stages.0.2/Relu`` → ``stages.0.2.output``; the value's own name otherwise."""
+    parts = (node.name if node is not None else "").strip("/").split("/")
+    return f"{parts[-2]}.output" if len(parts) >= 2 else value.strip("/").replace("/", ".")
+
+
+def _initializer(graph: onnx.GraphProto, name: str) -> onnx.TensorProto:
+    return next(init for init in graph.initializer if init.name == name)
+
+
+def _rename_values(graph: onnx.GraphProto, renames: dict[str, str]) -> None:
+    """Rename values everywhere they appear: node inputs and outputs, initializers, value infos."""
+    for node in graph.node:
+        for field in (node.input, node.output):
+            for i, name in enumerate(field):
+                if name in renames:
+                    field[i] = renames[name]
+    for entry in (*graph.initializer, *graph.value_info, *graph.input):
+        if entry.name in renames:
+            entry.name = renames[entry.name]

@@ -267,6 +267,22 @@ def test_int8_export_is_symmetric_per_channel_qdq_and_matches_torch(
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.99
 
 
+def test_qdq_values_are_named_after_what_they_quantize(qstudent: nn.Module, int8_onnx: Path, tmp_path: Path) -> None:
+    ort_form = tmp_path / "ort.onnx"
+    export_int8_onnx(qstudent, SHAPE, ort_form, unsigned_after_relu=True)
+    for path in (int8_onnx, ort_form):
+        graph = onnx.load(str(path)).graph
+        inits = {i.name for i in graph.initializer}
+        qdq = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+        names = [n.name for n in qdq] + [v for n in qdq for v in (*n.input[1:], *n.output)]
+        assert not [x for x in names if "nncf" in x or "::" in x], names  # no hook ids, no exporter counters
+        assert len({n.name for n in graph.node}) == len(graph.node)
+        weights = [n for n in qdq if n.input[0] in inits]
+        assert [n.name for n in weights] == [f"{w}.weight/DequantizeLinear" for w in ("stem.0", "stages.0.0", "head.2")]
+        assert all(n.input[1] == n.name.replace("/DequantizeLinear", "_scale") for n in weights)
+        assert qdq[0].name == "input/QuantizeLinear" and qdq[0].input[1] == "input_scale"
+
+
 def test_qdq_before_relu_is_exact_and_lets_onnxruntime_fuse_integer_convs(
     qstudent: nn.Module, int8_onnx: Path, tmp_path: Path
 ) -> None:
