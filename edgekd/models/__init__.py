@@ -10,13 +10,14 @@ from edgekd.models import mobilenet, plain, resnet  # noqa: F401  (registers the
 from edgekd.models.build import MODELS, build_model
 from edgekd.models.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
 from edgekd.models.stats import count_macs, count_params
-from edgekd.models.user import load_teacher
+from edgekd.models.user import copy_model, load_teacher
 
 __all__ = [
     "MODELS",
     "LoadedModel",
     "build_model",
     "count_macs",
+    "copy_model",
     "count_params",
     "load_checkpoint",
     "load_teacher",

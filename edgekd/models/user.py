@@ -3,8 +3,10 @@ archive, or a ``package.module:function`` factory named explicitly in the pipeli
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
+import io
 import re
 import warnings
 from collections.abc import Callable, Sequence
@@ -43,6 +45,21 @@ class ExportedModule(nn.Module):
     def train(self, mode: bool = True) -> ExportedModule:
         self.training = mode
         return self
+
+
+def copy_model(module: nn.Module) -> nn.Module:
+    """An independent copy whose parameters are leaves that can be trained.
+
+    ``copy.deepcopy`` of a TorchScript module returns parameters that are not leaf tensors, which
+    no optimizer accepts; a TorchScript module is copied by saving and loading it instead.
+    """
+    if isinstance(module, torch.jit.ScriptModule):
+        buffer = io.BytesIO()
+        torch.jit.save(module, buffer)
+        buffer.seek(0)
+        copied = torch.jit.load(buffer)
+        return copied.train(module.training)
+    return copy.deepcopy(module)
 
 
 def load_teacher(

@@ -26,6 +26,7 @@ from edgekd.config import TrainConfig
 from edgekd.data import DataSplits, make_loader
 from edgekd.distill import DistillLoss, KDInputs, TrainResult, evaluate, train_model
 from edgekd.distill.trainer import _optimizer, _scheduler
+from edgekd.models import copy_model
 from edgekd.progress import NullProgress, Progress
 from edgekd.quant.errors import QuantizationError
 
@@ -144,6 +145,11 @@ def co_study(
         raise ValueError("co-studying needs at least one distillation loss")
     check_co_studying_losses([loss for _, loss in losses])
     check_same_classes(qstudent, teacher_copy, data)
+    if not any(p.requires_grad for p in teacher_copy.parameters()):
+        raise QuantizationError(
+            "the teacher has no trainable parameters (a frozen TorchScript module?), and co-studying trains"
+            " it; set stages.qkd.co_studying.epochs: 0 to tutor from it as it is"
+        )
     teacher_cfg = teacher_cfg or cfg
     bs = cfg.batch_size or batch_size
     loader = make_loader(data.train, bs, shuffle=True, seed=seed)
@@ -288,7 +294,7 @@ def run_qkd(
     Returns:
         (the phases' histories, the teacher copy after co-studying).
     """
-    teacher_copy = copy.deepcopy(teacher)
+    teacher_copy = copy_model(teacher)
     result = QKDResult()
     history = self_study(qstudent, data, self_studying, batch_size=batch_size, seed=seed, progress=progress)
     if history is not None:

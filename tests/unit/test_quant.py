@@ -395,6 +395,35 @@ def test_run_qkd_never_modifies_the_teacher(phase_models, small_digits: DataSpli
     assert check_tensorrt_qdq(onnx.load(str(path))) == []
 
 
+@pytest.mark.parametrize("co_studying_epochs", [1, 0])
+def test_a_torchscript_teacher_is_copied_trained_and_frozen_like_any_other(
+    phase_models, small_digits: DataSplits, co_studying_epochs: int
+) -> None:
+    # copy.deepcopy of a TorchScript module gives non-leaf parameters, which co-studying's optimizer
+    # and tutoring's requires_grad_ refused (exit 3 for a `stages.teacher.torchscript` pipeline)
+    student, teacher = phase_models
+    scripted = torch.jit.script(teacher).eval()
+    t_before = _params(scripted)
+    result, teacher_copy = run_qkd(
+        student, scripted, small_digits, self_studying=TrainConfig(epochs=0),
+        co_studying=PHASE.model_copy(update={"epochs": co_studying_epochs}), tutoring=PHASE, losses=hinton(),
+    )
+    assert "tutoring" in result.phases
+    assert not _changed(t_before, scripted)
+    assert bool(_changed(t_before, teacher_copy)) == (co_studying_epochs > 0)
+
+
+def test_co_studying_a_teacher_without_parameters_is_a_user_error(
+    phase_models, small_digits: DataSplits, tmp_path: Path
+) -> None:
+    student, teacher = phase_models
+    torch.jit.freeze(torch.jit.script(teacher).eval()).save(str(tmp_path / "frozen.ts"))
+    frozen = torch.jit.load(str(tmp_path / "frozen.ts")).eval()  # as stages.teacher.torchscript loads it
+    assert not list(frozen.parameters())
+    with pytest.raises(QuantizationError, match="co_studying.epochs: 0"):
+        co_study(student, frozen, small_digits, PHASE, hinton())
+
+
 def test_a_teacher_with_other_classes_is_a_user_error(phase_models, small_digits: DataSplits) -> None:
     student, _ = phase_models
     other = build_model(ModelSpec(name="test_tiny"), 7, 1)
