@@ -137,6 +137,9 @@ def load_data(cfg: DataConfig, seed: int, base_dir: Path | None = None) -> DataS
     except UnknownNameError as e:
         raise DataError(f"data.kind: {e}") from None
     raw = loader(cfg, resolve_data_path(cfg, base_dir))
+    if len(raw.class_names) < 2:
+        raise DataError(f"data: {len(raw.class_names)} class found ({', '.join(raw.class_names) or 'none'}); a"
+                        " classifier needs at least 2: give data.path one sub-folder per class")
     rng = np.random.default_rng(seed)
     if raw.test is None:
         train, val, test = _split(raw.y, cfg.val_fraction, cfg.test_fraction, rng)

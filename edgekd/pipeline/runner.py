@@ -21,7 +21,7 @@ from edgekd.pipeline.report_data import build_report
 from edgekd.pipeline.stage import STAGES, RunContext, StageRecord
 from edgekd.progress import NullProgress, Progress
 from edgekd.report import write_report
-from edgekd.stages import PIPELINE_ORDER, choose_deployable, preflight, published_models
+from edgekd.stages import PIPELINE_ORDER, check_data, choose_deployable, preflight, published_models
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ def run_pipeline(
         )
         statuses: dict[str, str] = {}
         records: dict[str, StageRecord] = {}
+        data_checked = False
         for stage in _stages(ctx):
             name = stage.name
             upstream = {n: fingerprint(manifest.stages[n]["artifacts"]) for n in stage.needs if n in records}
@@ -65,6 +66,9 @@ def run_pipeline(
                 {"stage": name, "version": __version__, "inputs": stage.fingerprint_inputs(ctx), "upstream": upstream}
             )
             entry = manifest.finished(name, fp)
+            if entry is None and not data_checked:  # before the first stage that runs, not on a cached re-run
+                check_data(config, ctx.data())
+                data_checked = True
             from_main(entry is None)  # tells the other ranks whether to join this stage
             if entry is not None:
                 statuses[name] = "cached"

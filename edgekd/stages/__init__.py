@@ -2,8 +2,8 @@
 
 from edgekd.stages import distill, export, profile, qkd, search, teacher  # noqa: F401  (registers the stages)
 from edgekd.stages.deploy import choose_deployable, published_models
-from edgekd.stages.preflight import preflight
+from edgekd.stages.preflight import check_data, preflight
 
 PIPELINE_ORDER = ("teacher", "search", "distill", "qkd", "export", "profile")
 
-__all__ = ["PIPELINE_ORDER", "choose_deployable", "preflight", "published_models"]
+__all__ = ["PIPELINE_ORDER", "check_data", "choose_deployable", "preflight", "published_models"]

@@ -53,6 +53,17 @@ def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Pat
             raise TargetError(f"target {target.name}: {'; '.join(problems)}")
 
 
+def check_data(config: PipelineConfig, data) -> None:
+    """Checks that need the loaded data (:class:`~edgekd.data.DataSplits`) but no training; the
+    runner calls it before the first stage that has to run."""
+    qkd = config.stages.qkd
+    if qkd is not None and len(data.train) < qkd.calibration_samples:
+        raise DataError(
+            f"stages.qkd.calibration_samples: {qkd.calibration_samples} asked, but the training split has"
+            f" {len(data.train)} samples; set calibration_samples to at most {len(data.train)}"
+        )
+
+
 def _check_search(config: PipelineConfig, targets: list[TargetConfig]) -> None:
     from edgekd.search import build_space
     from edgekd.stages.search import search_target, settings

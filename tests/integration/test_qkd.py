@@ -88,10 +88,17 @@ def test_qkd_bad_input_keeps_earlier_stages(qkd_pipeline: Path, tmp_path: Path) 
                                "--set", "stages.qkd.bits=4"]).exit_code == 2
     assert not run_dir.exists()
 
-    too_many = runner.invoke(app, ["compress", str(qkd_pipeline), "--out", str(run_dir),
-                                   "--set", "stages.qkd.calibration_samples=100000"])
-    assert too_many.exit_code == 2, too_many.output
-    assert "stages.qkd.calibration_samples: 100000 asked" in too_many.stderr
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert set(manifest["stages"]) == {"teacher", "distill"}
-    assert not (run_dir / ".qkd.partial").exists()
+    def too_many_calibration_samples() -> dict:
+        result = runner.invoke(app, ["compress", str(qkd_pipeline), "--out", str(run_dir),
+                                     "--set", "stages.qkd.calibration_samples=100000"])
+        assert result.exit_code == 2, result.output
+        assert "stages.qkd.calibration_samples: 100000 asked" in result.stderr
+        assert not list(run_dir.glob(".*.partial"))
+        manifest = run_dir / "manifest.json"
+        return json.loads(manifest.read_text())["stages"] if manifest.exists() else {}
+
+    assert too_many_calibration_samples() == {}  # found before the teacher trains
+    assert runner.invoke(app, ["compress", str(qkd_pipeline), "--out", str(run_dir),
+                               "--set", "stages.qkd=null"]).exit_code == 0
+    kept = too_many_calibration_samples()  # and before qkd when the earlier stages are cached
+    assert {"teacher", "distill"} <= set(kept) and "qkd" not in kept

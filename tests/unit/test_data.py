@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,14 @@ def test_image_folder_rgb(tmp_path):
     red = raw_pixels(splits, splits.train)[:, 0].mean(dim=(1, 2)) * 255
     expected = 100 + 10 * splits.train.tensors[1].float()
     assert torch.allclose(red, expected, atol=3)  # JPEG is lossy
+
+
+def test_image_folder_with_one_class_is_refused(tmp_path):
+    write_images(tmp_path)
+    for name in ("dog", "eel"):
+        shutil.rmtree(tmp_path / name)
+    with pytest.raises(DataError, match="1 class found \\(cat\\); a classifier needs at least 2"):
+        load_data(folder_cfg(tmp_path), seed=0)
 
 
 def test_image_folder_grayscale_keeps_one_channel(tmp_path):
