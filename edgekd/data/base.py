@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -171,6 +172,26 @@ def load_data(cfg: DataConfig, seed: int, base_dir: Path | None = None) -> DataS
         mean=mean.tolist(),
         std=std.tolist(),
     )
+
+
+def preprocessing(data: DataSplits, cfg: DataConfig) -> dict[str, Any]:
+    """How an image must be prepared for the models trained on ``data``: what the ONNX files
+    carry in their metadata and the report states, so a deployed model can be fed new images."""
+    channels, height, width = data.input_shape
+    return {
+        "input": "input",
+        "layout": "NCHW",
+        "dtype": "float32",
+        "shape": [channels, height, width],
+        "channel_order": "RGB" if channels == 3 else "gray" if channels == 1 else f"{channels} channels",
+        "scale": "images in [0, 1]: 8-bit pixels / 255",
+        "resize": None if cfg.image_size is None else f"{height}×{width}, bilinear, antialiased",
+        "mean": [round(m, 6) for m in data.mean],
+        "std": [round(s, 6) for s in data.std],
+        "normalize": "(x - mean) / std, per channel",
+        "output": "logits: one per class, in class_names order (softmax for probabilities)",
+        "class_names": list(data.class_names),
+    }
 
 
 def _split(

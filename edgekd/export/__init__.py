@@ -1,5 +1,12 @@
 """Export to deployable formats, each export checked against torch on real inputs."""
 
-from edgekd.export.onnx import ParityReport, check_parity, export_onnx, onnx_accuracy
+from edgekd.export.onnx import (
+    PREPROCESSING_KEY,
+    ParityReport,
+    check_parity,
+    export_onnx,
+    onnx_accuracy,
+    write_preprocessing,
+)
 
-__all__ = ["ParityReport", "check_parity", "export_onnx", "onnx_accuracy"]
+__all__ = ["PREPROCESSING_KEY", "ParityReport", "check_parity", "export_onnx", "onnx_accuracy", "write_preprocessing"]

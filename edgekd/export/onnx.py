@@ -48,6 +48,22 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, int, int], path: Path,
         raise ExportError(f"ONNX export of {path.stem} failed: {str(exc).splitlines()[0]}") from exc
 
 
+PREPROCESSING_KEY = "edgekd.preprocessing"
+"""The ONNX metadata key (``metadata_props``) that holds the input preparation, as JSON."""
+
+
+def write_preprocessing(path: Path, spec: dict) -> None:
+    """Store ``spec`` (:func:`edgekd.data.preprocessing`) in the ONNX file's metadata, atomically.
+    ONNX Runtime reads it back with ``session.get_modelmeta().custom_metadata_map``."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {PREPROCESSING_KEY: json.dumps(spec, ensure_ascii=False)})
+    atomic_write_with(path, lambda tmp: onnx.save(model, str(tmp)))
+
+
 @dataclass(frozen=True)
 class ParityReport:
     max_abs_diff: float

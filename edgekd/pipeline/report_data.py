@@ -40,6 +40,7 @@ def build_report(manifest: Manifest) -> dict[str, Any]:
         "latency": stages.get("profile", {}).get("outputs", {}).get("latency", []),
         "latency_failures": stages.get("profile", {}).get("outputs", {}).get("failures", []),
         "parity": {name: item["parity"] for name, item in exported.items() if item.get("parity")},
+        "preprocessing": stages.get("export", {}).get("outputs", {}).get("preprocessing"),
         "stages": {
             name: {"status": statuses.get(name, entry["status"]), "seconds": entry["seconds"]}
             for name, entry in stages.items()

@@ -135,6 +135,7 @@ def render_html(report: dict[str, Any]) -> str:
     """
     verdict_class = "ok" if budgets_met(report["budgets"]) else "bad"
     gain = tables.kd_gain_line(report)
+    inputs = tables.preprocessing_line(report)
     body = [
         "<header>",
         f"<h1>edgekd report: {escape(report['pipeline'])}</h1>",
@@ -142,6 +143,7 @@ def render_html(report: dict[str, Any]) -> str:
         "</header>",
         f'<div class="verdict {verdict_class}">{escape(tables.verdict(report["budgets"]))}</div>',
         f"<p>{escape(tables.deployable_line(report))}</p>",
+        f"<p>{escape(inputs)}</p>" if inputs else "",
         "<h2>Budgets</h2>",
         _table(tables.budget_table(report["budgets"])) if report["budgets"] else _note("No budgets set."),
         "<h2>Models</h2>",

@@ -89,7 +89,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     latency = report["latency"]
     blocks = [
         f"## {tables.verdict(report['budgets'])} — {_cell(report['pipeline'])}",
-        _cell(tables.deployable_line(report)) + "  \n" + _cell(tables.provenance_line(report)),
+        "  \n".join(_cell(line) for line in (tables.deployable_line(report), tables.preprocessing_line(report),
+                                              tables.provenance_line(report)) if line),
         "### Budgets",
         _table(tables.budget_table(report["budgets"])) if report["budgets"] else "_No budgets set._",
         "### Models",

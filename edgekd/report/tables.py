@@ -129,6 +129,24 @@ def deployable_line(report: dict[str, Any]) -> str:
     return f"Deployable: {d['model']} ({d['onnx']}, {d['precision']})"
 
 
+def preprocessing_line(report: dict[str, Any]) -> str | None:
+    """How to feed the deployed model, from ``report["preprocessing"]`` (None before it existed)."""
+    spec = report.get("preprocessing")
+    if not spec:
+        return None
+    resize = f", resized to {spec['resize']}" if spec.get("resize") else ""
+    names = spec["class_names"]
+    shown = ", ".join(names[:10]) + (f", … ({len(names)} in all)" if len(names) > 10 else "")
+    return (f"Inputs: {spec['dtype']} {spec['layout']} {'×'.join(map(str, spec['shape']))} ({spec['channel_order']});"
+            f" images in [0, 1] (8-bit pixels / 255){resize}, then (x − mean) / std with mean {_short_list(spec['mean'])} and std"
+            f" {_short_list(spec['std'])}. Outputs: logits for {shown}. Each ONNX file carries this in its"
+            " metadata (edgekd.preprocessing).")
+
+
+def _short_list(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
+
+
 def provenance_line(report: dict[str, Any]) -> str:
     """Version, creation time and run folder."""
     return f"edgekd {report['edgekd_version']} · {report['created']} · {report['run_dir']}"

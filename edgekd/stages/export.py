@@ -21,11 +21,13 @@ class ExportStage(Stage):
     def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
         import shutil
 
-        from edgekd.export import check_parity, export_onnx
+        from edgekd.data import preprocessing
+        from edgekd.export import check_parity, export_onnx, write_preprocessing
         from edgekd.models import load_checkpoint
 
         cfg = ctx.config.stages.export
         data = ctx.data()
+        spec = preprocessing(data, ctx.config.data)
         parity_inputs = data.test.tensors[0][: cfg.parity_samples]
         modules = {"teacher": load_teacher_module(ctx, inputs["teacher"])}
         distill_dir = inputs["distill"].dir
@@ -36,6 +38,7 @@ class ExportStage(Stage):
         for name, module in modules.items():
             path = work_dir / f"{name}.onnx"
             export_onnx(module, data.input_shape, path, cfg.opset)
+            write_preprocessing(path, spec)
             parity = check_parity(
                 module, path, parity_inputs, atol=cfg.atol, min_top1_agreement=cfg.min_top1_agreement
             )
@@ -51,6 +54,7 @@ class ExportStage(Stage):
             for name, model in inputs["qkd"].outputs["models"].items():
                 path = work_dir / model["onnx"]
                 shutil.copyfile(inputs["qkd"].dir / model["onnx"], path)
+                write_preprocessing(path, spec)
                 exported[name] = {"onnx": path.name, "precision": "int8", "size_bytes": path.stat().st_size,
                                   "parity": model.get("parity")}
-        return {"models": exported}
+        return {"models": exported, "preprocessing": spec}

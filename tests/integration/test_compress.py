@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgekd.cli import app
+from edgekd.export import PREPROCESSING_KEY
 from edgekd.fsutil import sha256_file
 from tests.conftest import TINY_PIPELINE, write_pipeline
 
@@ -50,6 +51,12 @@ def test_run_folder_report_and_cache(tiny_pipeline: Path, tmp_path: Path) -> Non
     assert {b["name"] for b in report["budgets"]} == {"min_accuracy", "max_latency_p50_ms@local-cpu"}
     assert all(b["ok"] for b in report["budgets"])
     assert report["parity"]["student"]["top1_agreement"] >= 0.99
+    spec = report["preprocessing"]
+    assert spec["class_names"] == [str(d) for d in range(10)] and spec["shape"] == [1, 8, 8]
+    for path in (run_dir / "student.onnx", run_dir / "export" / "teacher.onnx"):  # how to feed it travels with it
+        metadata = {p.key: p.value for p in onnx.load(path).metadata_props}
+        assert json.loads(metadata[PREPROCESSING_KEY]) == spec
+    assert "Inputs: float32 NCHW 1×8×8 (gray)" in (run_dir / "report.md").read_text()
     assert {s: v["status"] for s, v in report["stages"].items()} == dict.fromkeys(
         ("teacher", "distill", "export", "profile"), "done")
 

@@ -52,6 +52,7 @@ def test_qkd_makes_deployable_int8_models_with_baselines(qkd_pipeline: Path, tmp
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.graph.node}
     assert check_tensorrt_qdq(graph) == []
     assert (run_dir / "student.onnx").is_file()
+    assert {p.key for p in graph.metadata_props} == {"edgekd.preprocessing"}  # fed like the FP32 file
 
     precisions = {(r["model"], r["precision"]) for r in report["latency"]}
     assert ("student_int8", "int8") in precisions and ("student", "fp32") in precisions

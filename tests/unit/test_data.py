@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from edgekd.config import DataConfig
-from edgekd.data import DATASETS, load_data, make_loader
+from edgekd.data import DATASETS, load_data, make_loader, preprocessing
 from edgekd.errors import DataError
 
 
@@ -112,6 +112,21 @@ def test_image_folder_with_one_class_is_refused(tmp_path):
         shutil.rmtree(tmp_path / name)
     with pytest.raises(DataError, match="1 class found \\(cat\\); a classifier needs at least 2"):
         load_data(folder_cfg(tmp_path), seed=0)
+
+
+def test_the_preprocessing_spec_turns_image_files_into_the_models_inputs(tmp_path):
+    write_images(tmp_path, per_class=5)
+    cfg = folder_cfg(tmp_path)
+    splits = load_data(cfg, seed=0)
+    spec = preprocessing(splits, cfg)
+    assert spec["class_names"] == ["cat", "dog", "eel"] and spec["shape"] == [3, 6, 6]
+    assert spec["channel_order"] == "RGB" and spec["resize"] is None
+    mean, std = np.array(spec["mean"])[:, None, None], np.array(spec["std"])[:, None, None]
+    inputs = torch.cat([splits.train.tensors[0], splits.test.tensors[0]]).flatten(1).numpy()
+    for file in sorted(tmp_path.rglob("*.*")):  # as a user would prepare a new image by the spec alone
+        pixels = np.asarray(Image.open(file).convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255
+        prepared = ((pixels - mean) / std).reshape(1, -1)
+        assert np.abs(inputs - prepared).max(axis=1).min() < 1e-4, file
 
 
 def test_image_folder_grayscale_keeps_one_channel(tmp_path):
