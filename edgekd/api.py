@@ -116,6 +116,9 @@ def export_checkpoint(checkpoint: Path, *, fmt: str = "onnx", out: Path | None =
 
     if fmt not in ("onnx", "tensorrt"):
         raise ExportError(f"format {fmt!r}: choose onnx or tensorrt")
+    if Path(checkpoint).suffix == ".onnx":
+        raise ExportError(f"{checkpoint} is already an ONNX file; export takes an edgekd checkpoint (.pt), e.g."
+                          " RUN/distill/student.pt (the run folder's student.onnx is its ONNX export)")
     target = Path(out) if out is not None else Path(checkpoint).with_suffix(".onnx" if fmt == "onnx" else ".engine")
     if fmt == "tensorrt" and target.suffix == ".onnx":
         raise ExportError(f"--out {target}: give the TensorRT engine another suffix (.engine, .plan); the ONNX"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -34,8 +35,19 @@ app = typer.Typer(
 targets_app = typer.Typer(help="List, show and check latency targets.", no_args_is_help=True)
 app.add_typer(targets_app, name="targets")
 
-out = Console()
-err = Console(stderr=True)
+PIPED_WIDTH = 160
+
+
+def _console(stderr: bool = False) -> Console:
+    """A rich console; piped (a CI log) it is 160 columns wide, not rich's 80, so tables keep
+    their names and numbers whole. ``COLUMNS`` still sets the width."""
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=PIPED_WIDTH if piped else None)
+
+
+out = _console()
+err = _console(stderr=True)
 _state = {"debug": False}
 F = TypeVar("F", bound=Callable)
 

@@ -40,9 +40,10 @@ def quiet_nncf() -> Iterator[None]:
     context NNCF's records propagate to the ``nncf`` logger's parents (the application's
     logging) instead, and the global rich console is quiet (the CLI draws on its own).
 
-    ``nncf.strip`` imports torchao, whose import makes torch log a deprecation warning about
-    torchao's own code (``register_constant() on Enum subclasses``) on the user's stderr; the
-    ``torch.utils._pytree`` logger is held at ERROR meanwhile."""
+    The libraries NNCF pulls in are held back too, unless the application logs at DEBUG
+    (``edgekd --debug``): NNCF's INFO lines ("Compiling and loading torch extension" on every
+    run), and ``nncf.strip``'s import of torchao, which logs that its CUDA kernels and Triton are
+    missing and makes torch log a deprecation warning about torchao's own code."""
     import logging
 
     import rich
@@ -52,17 +53,21 @@ def quiet_nncf() -> Iterator[None]:
     propagate = nncf_logger.propagate
     console = rich.get_console()
     quiet = console.quiet
-    pytree_logger = logging.getLogger("torch.utils._pytree")
-    pytree_level = pytree_logger.level
+    debug = logging.getLogger().isEnabledFor(logging.DEBUG)
+    held = {} if debug else {nncf_logger: logging.WARNING, logging.getLogger("torchao"): logging.ERROR,
+                             logging.getLogger("torch.utils._pytree"): logging.ERROR}
+    levels = {logger: logger.level for logger in held}
     for handler in handlers:
         nncf_logger.removeHandler(handler)
     nncf_logger.propagate = True
     console.quiet = True
-    pytree_logger.setLevel(logging.ERROR)
+    for logger, level in held.items():
+        logger.setLevel(level)
     try:
         yield
     finally:
-        pytree_logger.setLevel(pytree_level)
+        for logger, level in levels.items():
+            logger.setLevel(level)
         console.quiet = quiet
         nncf_logger.propagate = propagate
         for handler in handlers:

@@ -268,6 +268,16 @@ def test_debug_adds_the_traceback_but_keeps_exit_code_2(tmp_path: Path) -> None:
     assert_bad_input(invoke("compress", str(tmp_path / "nope.yaml")), "nope.yaml")
 
 
+def test_piped_tables_are_not_cut_at_80_columns() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    listed = subprocess.run([sys.executable, "-m", "edgekd", "targets", "list"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line for line in listed.stdout.splitlines() if "jetson-agx-orin" in line]
+    assert len(rows) == 1 and "Jetson AGX Orin 64GB over SSH, TensorRT via trtexec" in rows[0]  # a CI log reads it whole
+
+
 def test_real_process_exit_codes_and_traceback_only_with_debug(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope.yaml")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -344,6 +354,10 @@ def test_export_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
 
 def test_export_unknown_format(checkpoint: Path) -> None:
     assert_bad_input(invoke("export", str(checkpoint), "--format", "tflite"), "'tflite'", "onnx or tensorrt")
+
+
+def test_export_of_an_onnx_file_says_to_pass_a_checkpoint(tiny_onnx: Path) -> None:
+    assert_bad_input(invoke("export", str(tiny_onnx)), "already an ONNX file", "distill/student.pt")
 
 
 def test_export_tensorrt_to_an_onnx_path_is_refused(checkpoint: Path, tmp_path: Path) -> None:
