@@ -21,6 +21,37 @@ def fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def fingerprint_parts(version: str, inputs: dict[str, Any], upstream: dict[str, str]) -> dict[str, str]:
+    """One hash per thing a stage's fingerprint covers (``version``, ``inputs.<key>``,
+    ``upstream.<stage>``), kept in its manifest entry so a re-run can say what changed."""
+    parts = {"version": fingerprint({"version": version})}
+    parts.update({f"inputs.{key}": fingerprint({"value": value}) for key, value in inputs.items()})
+    parts.update({f"upstream.{name}": digest for name, digest in upstream.items()})
+    return parts
+
+
+def rerun_reason(previous: dict[str, Any] | None, fp: str, parts: dict[str, str]) -> str:
+    """Why a stage that ran before runs again, for its progress line ("" on a first run)."""
+    if previous is None:
+        return ""
+    if previous.get("fingerprint") == fp:
+        return "its files changed on disk"
+    old = previous.get("fingerprint_parts")
+    if old is None:
+        return "its settings changed"
+    changed = [key for key in dict.fromkeys([*parts, *old]) if parts.get(key) != old.get(key)]
+    return "changed since the last run: " + ", ".join(_describe(key) for key in changed)
+
+
+def _describe(key: str) -> str:
+    kind, _, name = key.partition(".")
+    if kind == "version":
+        return "edgekd version"
+    if kind == "upstream":
+        return f"{name} stage's output"
+    return {"data": "data", "files": "teacher files", "targets": "targets"}.get(name, f"{name} settings")
+
+
 def hash_tree(folder: Path) -> dict[str, dict[str, Any]]:
     """relative path → {sha256, bytes} for every file under ``folder``."""
     return {

@@ -16,7 +16,7 @@ from edgekd.config import PipelineConfig, TargetConfig
 from edgekd.distributed import from_main, world
 from edgekd.fsutil import atomic_write_with, sha256_file
 from edgekd.pipeline import runfolder
-from edgekd.pipeline.manifest import Manifest, fingerprint, hash_tree
+from edgekd.pipeline.manifest import Manifest, fingerprint, fingerprint_parts, hash_tree, rerun_reason
 from edgekd.pipeline.report_data import build_report
 from edgekd.pipeline.stage import STAGES, RunContext, StageRecord
 from edgekd.progress import NullProgress, Progress
@@ -62,9 +62,9 @@ def run_pipeline(
         for stage in _stages(ctx):
             name = stage.name
             upstream = {n: fingerprint(manifest.stages[n]["artifacts"]) for n in stage.needs if n in records}
-            fp = fingerprint(
-                {"stage": name, "version": __version__, "inputs": stage.fingerprint_inputs(ctx), "upstream": upstream}
-            )
+            inputs = stage.fingerprint_inputs(ctx)
+            fp = fingerprint({"stage": name, "version": __version__, "inputs": inputs, "upstream": upstream})
+            parts = fingerprint_parts(__version__, inputs, upstream)
             entry = manifest.finished(name, fp)
             if entry is None and not data_checked:  # before the first stage that runs, not on a cached re-run
                 check_data(config, ctx.data())
@@ -74,7 +74,8 @@ def run_pipeline(
                 statuses[name] = "cached"
                 progress.note(f"{name}: unchanged since the last run, reusing {run_dir / name}")
             else:
-                entry = _execute(stage, ctx, fp, records, manifest)
+                reason = rerun_reason(manifest.stages.get(name), fp, parts)
+                entry = _execute(stage, ctx, fp, parts, records, manifest, reason)
                 statuses[name] = "done"
             records[name] = StageRecord(name, run_dir / name, from_main(entry)["outputs"])
         for name in set(manifest.stages) - set(records):
@@ -109,12 +110,13 @@ def _follow(ctx: RunContext) -> RunResult:
     return RunResult(run_dir=ctx.run_dir, report=report, budgets_ok=all(b["ok"] for b in report["budgets"]))
 
 
-def _execute(stage, ctx: RunContext, fp: str, records: dict[str, StageRecord], manifest: Manifest) -> dict:
+def _execute(stage, ctx: RunContext, fp: str, parts: dict[str, str], records: dict[str, StageRecord],
+             manifest: Manifest, reason: str) -> dict:
     name = stage.name
     work = ctx.run_dir / f".{name}.partial"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    ctx.progress.note(f"{name}: running")
+    ctx.progress.note(f"{name}: running" + (f" ({reason})" if reason else ""))
     started = time.perf_counter()
     try:
         outputs = stage.run(ctx, work, records)
@@ -130,6 +132,7 @@ def _execute(stage, ctx: RunContext, fp: str, records: dict[str, StageRecord], m
     entry = {
         "status": "done",
         "fingerprint": fp,
+        "fingerprint_parts": parts,
         "seconds": round(seconds, 3),
         "finished": _now(),
         "artifacts": hash_tree(ctx.run_dir / name),

@@ -71,6 +71,7 @@ def test_run_folder_report_and_cache(tiny_pipeline: Path, tmp_path: Path) -> Non
     assert again.exit_code == 0, again.output
     statuses = {s: v["status"] for s, v in json.loads((run_dir / "report.json").read_text())["stages"].items()}
     assert statuses == {"teacher": "cached", "distill": "cached", "export": "cached", "profile": "done"}
+    assert "profile: running (changed since the last run: profile settings)" in again.stderr
 
 
 def test_data_edited_in_place_is_trained_again(tmp_path: Path) -> None:
@@ -84,15 +85,18 @@ def test_data_edited_in_place_is_trained_again(tmp_path: Path) -> None:
                                                                    "test_fraction": 0.25, "batch_size": 8}})
     run_dir = tmp_path / "run"
 
-    def statuses() -> dict[str, str]:
+    def rerun() -> tuple[set[str], str]:
         result = compress(str(pipeline), "--out", str(run_dir))
         assert result.exit_code == 0, result.output
-        return {s: v["status"] for s, v in json.loads((run_dir / "report.json").read_text())["stages"].items()}
+        stages = json.loads((run_dir / "report.json").read_text())["stages"]
+        return {v["status"] for v in stages.values()}, result.stderr
 
-    assert set(statuses().values()) == {"done"}
-    assert set(statuses().values()) == {"cached"}
+    assert rerun()[0] == {"done"}
+    assert rerun()[0] == {"cached"}
     Image.new("L", (8, 8), 255).save(tmp_path / "imgs" / "a" / "0.png")  # same name, new pixels
-    assert set(statuses().values()) == {"done"}
+    statuses, log = rerun()
+    assert statuses == {"done"}
+    assert "teacher: running (changed since the last run: data)" in log
 
 
 def test_tampered_artifact_is_not_trusted(tiny_pipeline: Path, tmp_path: Path) -> None:
@@ -100,7 +104,9 @@ def test_tampered_artifact_is_not_trusted(tiny_pipeline: Path, tmp_path: Path) -
     assert compress(str(tiny_pipeline), "--out", str(run_dir)).exit_code == 0
     student = run_dir / "distill" / "student.pt"
     student.write_bytes(student.read_bytes()[:-10])
-    assert compress(str(tiny_pipeline), "--out", str(run_dir)).exit_code == 0
+    again = compress(str(tiny_pipeline), "--out", str(run_dir))
+    assert again.exit_code == 0
+    assert "distill: running (its files changed on disk)" in again.stderr
     statuses = {s: v["status"] for s, v in json.loads((run_dir / "report.json").read_text())["stages"].items()}
     assert statuses["teacher"] == "cached" and statuses["distill"] == "done"
 
