@@ -27,7 +27,7 @@ def load_pipeline(
             profile_stage = stages.setdefault("profile", {})
             if isinstance(profile_stage, dict):
                 profile_stage["targets"] = list(targets)
-    return validate(PipelineConfig, data, path), path.resolve().parent
+    return validate(PipelineConfig, data, path, overrides), path.resolve().parent
 
 
 def load_targets(names: list[str], base_dir: Path | None = None) -> list[TargetConfig]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,14 +75,19 @@ def _set_path(node: Any, parts: list[str], value: Any, item: str) -> None:
             raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i])} is a value, not a mapping")
 
 
-def validate(model: type[M], data: dict[str, Any], source: str | Path) -> M:
-    """Validate ``data`` against ``model``; the first error becomes a one-line ConfigError."""
+def validate(model: type[M], data: dict[str, Any], source: str | Path, overrides: Sequence[str] = ()) -> M:
+    """Validate ``data`` against ``model``; the first error becomes a one-line ConfigError that
+    starts with ``source``, or with ``--set`` when the key at fault came from one of ``overrides``."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
         # A misspelt key also makes the real key "missing": report the misspelling.
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        loc = ".".join(str(p) for p in _field_path(first["loc"]))
+        keys = [item.split("=", 1)[0].strip() for item in overrides]
+        if any(loc == key or loc.startswith(key + ".") for key in keys):
+            source = "--set"
         raise ConfigError(f"{source}: {_describe(model, first)}") from None
 
 

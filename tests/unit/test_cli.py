@@ -118,6 +118,11 @@ def test_unknown_key(tmp_path: Path, run_dir: Path) -> None:
     assert "did you mean 'epochs'" in line
 
 
+def test_a_typo_in_set_is_blamed_on_set_not_on_the_file(pipeline: Path, run_dir: Path) -> None:
+    line = assert_bad_input(compress_bad(pipeline, run_dir, "--set", "stages.distill.train.epoch=3"))
+    assert line.startswith("error: --set: stages.distill.train.epoch: unknown key") and "pipe.yaml" not in line
+
+
 def test_misspelt_stage(tmp_path: Path, run_dir: Path) -> None:
     data = json.loads(json.dumps(PIPELINE))
     data["stages"]["distil"] = data["stages"].pop("distill")
@@ -126,7 +131,7 @@ def test_misspelt_stage(tmp_path: Path, run_dir: Path) -> None:
 
 
 def test_wrong_type(pipeline: Path, run_dir: Path) -> None:
-    assert_bad_input(compress_bad(pipeline, run_dir, "--set", "seed=abc"), "pipe.yaml", "seed:", "'abc'")
+    assert_bad_input(compress_bad(pipeline, run_dir, "--set", "seed=abc"), "--set: seed:", "'abc'")
 
 
 def test_teacher_with_two_sources(pipeline: Path, run_dir: Path) -> None:
