@@ -63,17 +63,18 @@ def compress(
 
 
 def profile(
-    model: Path,
+    models: Path | list[Path],
     targets: list[str],
     *,
     batch_sizes: list[int] = (),
     settings: ProfileConfig | None = None,
     progress: Progress = NullProgress(),
 ):
-    """Latency of one model file on each target, at each precision and batch size.
+    """Latency of model files on each target, at each precision and batch size.
 
     Args:
-        model: An ONNX file, or an edgekd checkpoint (``.pt``) for targets whose runtime is torch.
+        models: ONNX files, or edgekd checkpoints (``.pt``) for targets whose runtime is torch; each
+            is named by its file stem (with its folder where two stems are equal).
         targets: Target names or YAML paths.
         batch_sizes: Batch sizes for every target; default each target's own.
         settings: Warm-up, run counts, per-layer options.
@@ -84,24 +85,29 @@ def profile(
         ``failures`` (targets or runs that could not be measured; the others still are).
     """
     from edgekd.errors import ConfigError
-    from edgekd.runtime.sweep import ModelFiles, profile_targets
+    from edgekd.runtime.sweep import ModelFiles
 
     bad = [b for b in batch_sizes if b < 1]
     if bad:
         raise ConfigError(f"batch size {bad[0]}: give batch sizes of at least 1")
-    path = Path(model)
-    # a missing or corrupt file fails here, before any target is set up
-    if path.suffix == ".pt":
-        from edgekd.models import load_checkpoint
+    paths = [Path(m) for m in ([models] if isinstance(models, str | Path) else models)]
+    stems = [p.stem for p in paths]
+    files = []
+    for path in paths:  # a missing or corrupt file fails here, before any target is set up
+        name = path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}/{path.stem}"
+        if path.suffix == ".pt":
+            from edgekd.models import load_checkpoint
 
-        load_checkpoint(path)
-        files = ModelFiles(name=path.stem, checkpoint=path)
-    else:
-        from edgekd.onnx_model import load_onnx
+            load_checkpoint(path)
+            files.append(ModelFiles(name=name, checkpoint=path))
+        else:
+            from edgekd.onnx_model import load_onnx
 
-        load_onnx(path)
-        files = ModelFiles(name=path.stem, onnx=path)
-    return profile_targets([files], load_targets(list(targets)), settings or ProfileConfig(),
+            load_onnx(path)
+            files.append(ModelFiles(name=name, onnx=path))
+    from edgekd.runtime.sweep import profile_targets
+
+    return profile_targets(files, load_targets(list(targets)), settings or ProfileConfig(),
                            batch_sizes=list(batch_sizes) or None, progress=progress)
 
 

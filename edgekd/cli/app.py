@@ -173,13 +173,13 @@ def _rich(table, title: str) -> Table:
 @app.command()
 @user_errors
 def profile(
-    model: Annotated[Path, typer.Argument(help="An ONNX file (or an edgekd checkpoint .pt for torch targets).")],
+    models: Annotated[list[Path], typer.Argument(help="ONNX files (or edgekd checkpoints .pt for torch targets); several are timed side by side.")],
     target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Target name or YAML path; repeat for several (default local-cpu).")] = None,
     batch: Annotated[list[int] | None, typer.Option("--batch", "-b", help="Batch size; repeat for several (default: the target's).")] = None,
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed runs at least.")] = 1.0,
     json_file: Annotated[Path | None, typer.Option("--json", help="Also write the records as JSON to this file.")] = None,
 ) -> None:
-    """Time a model on targets: p50/p90/p99, throughput and the slowest layers.
+    """Time models on targets: p50/p90/p99, throughput and the slowest layers.
 
     A target that cannot be measured is reported (exit 2) after the others; where it has a
     hardware spec, a roofline estimate marked (estimated) stands in.
@@ -194,7 +194,7 @@ def profile(
     settings = ProfileConfig(min_time_s=min_time)
     progress = make_progress(err)
     try:
-        result = run(model, target or ["local-cpu"], batch_sizes=batch or [], settings=settings, progress=progress)
+        result = run(models, target or ["local-cpu"], batch_sizes=batch or [], settings=settings, progress=progress)
     finally:
         progress.close()
     out.print(render_latency_markdown(result.records), markup=False, highlight=False, soft_wrap=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -455,6 +456,16 @@ def test_targets_check_local_cpu() -> None:
     result = invoke("targets", "check", "local-cpu")
     assert result.exit_code == 0, result.output
     assert "local-cpu" in result.stdout and "ready" in result.stdout
+
+
+def test_profile_times_several_models_side_by_side(tiny_onnx: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other" / "tiny.onnx"  # the same stem: told apart by its folder
+    other.parent.mkdir()
+    shutil.copyfile(tiny_onnx, other)
+    out = tmp_path / "out.json"
+    result = invoke("profile", str(tiny_onnx), str(other), "--min-time", "0.01", "--batch", "1", "--json", str(out))
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert [r["model"] for r in json.loads(out.read_text())] == [f"{tiny_onnx.parent.name}/tiny", "other/tiny"]
 
 
 def test_profile_tiny_model_writes_table_and_json(tiny_onnx: Path, tmp_path: Path) -> None:
