@@ -29,6 +29,8 @@ class RawData:
     y: np.ndarray
     class_names: list[str]
     test: tuple[np.ndarray, np.ndarray] | None = None
+    pixel_scale: str = "8-bit pixels / 255"
+    """How the dataset's own pixel values became [0, 1], for users preparing new images."""
 
 
 Loader = Callable[[DataConfig, Path | None], RawData]
@@ -49,6 +51,8 @@ class DataSplits:
     class_names: list[str]
     mean: list[float]
     std: list[float]
+    pixel_scale: str = "8-bit pixels / 255"
+    """How raw pixel values became [0, 1] (:attr:`RawData.pixel_scale`)."""
 
 
 def require_path(path: Path | None, kind: str, hint: str) -> Path:
@@ -171,6 +175,7 @@ def load_data(cfg: DataConfig, seed: int, base_dir: Path | None = None) -> DataS
         class_names=list(raw.class_names),
         mean=mean.tolist(),
         std=std.tolist(),
+        pixel_scale=raw.pixel_scale,
     )
 
 
@@ -184,7 +189,7 @@ def preprocessing(data: DataSplits, cfg: DataConfig) -> dict[str, Any]:
         "dtype": "float32",
         "shape": [channels, height, width],
         "channel_order": "RGB" if channels == 3 else "gray" if channels == 1 else f"{channels} channels",
-        "scale": "images in [0, 1]: 8-bit pixels / 255",
+        "scale": f"to [0, 1]: {data.pixel_scale}",
         "resize": None if cfg.image_size is None else f"{height}×{width}, bilinear, antialiased",
         "mean": [round(m, 6) for m in data.mean],
         "std": [round(s, 6) for s in data.std],

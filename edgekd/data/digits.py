@@ -17,4 +17,5 @@ def load_digits(cfg: DataConfig, path: Path | None) -> RawData:
 
     bunch = sklearn_digits()
     x = (bunch.images[:, None] / 16.0).astype(np.float32)
-    return RawData(x=x, y=bunch.target.astype(np.int64), class_names=[str(i) for i in range(10)])
+    return RawData(x=x, y=bunch.target.astype(np.int64), class_names=[str(i) for i in range(10)],
+                   pixel_scale="sklearn's digits pixel values (0-16) / 16")

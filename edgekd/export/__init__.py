@@ -5,8 +5,9 @@ from edgekd.export.onnx import (
     ParityReport,
     check_parity,
     export_onnx,
+    measure_parity,
     onnx_accuracy,
     write_preprocessing,
 )
 
-__all__ = ["PREPROCESSING_KEY", "ParityReport", "check_parity", "export_onnx", "onnx_accuracy", "write_preprocessing"]
+__all__ = ["PREPROCESSING_KEY", "ParityReport", "check_parity", "export_onnx", "measure_parity", "onnx_accuracy", "write_preprocessing"]

@@ -74,16 +74,9 @@ class ParityReport:
         return asdict(self)
 
 
-def check_parity(
-    model: nn.Module,
-    onnx_path: Path,
-    inputs: torch.Tensor,
-    *,
-    atol: float,
-    min_top1_agreement: float,
-    batch_size: int = 256,
-) -> ParityReport:
-    """Run ``inputs`` through torch and ONNX Runtime (CPU); raise ExportError past tolerance."""
+def measure_parity(model: nn.Module, onnx_path: Path, inputs: torch.Tensor, batch_size: int = 256) -> ParityReport:
+    """Run ``inputs`` through torch and ONNX Runtime (CPU): the largest logit difference and how
+    often the two agree on the top-1 class."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -96,7 +89,20 @@ def check_parity(
             got = session.run(None, {INPUT_NAME: chunk.numpy().astype(np.float32)})[0]
             max_diff = max(max_diff, float(np.abs(expected - got).max()))
             agree += int((expected.argmax(1) == got.argmax(1)).sum())
-    report = ParityReport(max_abs_diff=max_diff, top1_agreement=agree / max(len(inputs), 1), samples=len(inputs))
+    return ParityReport(max_abs_diff=max_diff, top1_agreement=agree / max(len(inputs), 1), samples=len(inputs))
+
+
+def check_parity(
+    model: nn.Module,
+    onnx_path: Path,
+    inputs: torch.Tensor,
+    *,
+    atol: float,
+    min_top1_agreement: float,
+    batch_size: int = 256,
+) -> ParityReport:
+    """:func:`measure_parity`, raising ExportError past tolerance."""
+    report = measure_parity(model, onnx_path, inputs, batch_size)
     if report.max_abs_diff > atol or report.top1_agreement < min_top1_agreement:
         raise ExportError(
             f"{onnx_path.name} differs from torch: max |diff| {report.max_abs_diff:.2e} (allowed {atol:.0e}),"

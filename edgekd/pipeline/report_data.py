@@ -26,6 +26,8 @@ def build_report(manifest: Manifest) -> dict[str, Any]:
             models[name] = dict(metrics)
     for name, metrics in models.items():
         metrics["size_bytes"] = exported.get(name, {}).get("size_bytes")
+        if name in exported:  # relative to the run folder, where the file is
+            metrics["onnx"] = f"export/{exported[name]['onnx']}"
 
     deployable = manifest.data["deployable"]
     statuses = manifest.data.get("last_run", {}).get("statuses", {})
@@ -46,6 +48,7 @@ def build_report(manifest: Manifest) -> dict[str, Any]:
             for name, entry in stages.items()
         },
     }
+    report["training"] = _training(config, models)
     report["int8_layers"] = _int8_layer_comparisons(report["latency"])
     report["search"] = _search_summary(stages)
     report["assistants_tried"] = stages.get("distill", {}).get("outputs", {}).get("assistants_tried")
@@ -55,6 +58,26 @@ def build_report(manifest: Manifest) -> dict[str, Any]:
         report["budgets"].append({"name": f"search_budget_ms@{search['target']}", "limit": search["budget_ms"],
                                   "value": search["best_trial"]["latency_ms"], "ok": search["met_budget"]})
     return report
+
+
+def _training(config: PipelineConfig, models: dict[str, Any]) -> dict[str, Any]:
+    """How the student was made: the distillation chain, its losses and schedule, and QKD's."""
+    distill, qkd = config.stages.distill, config.stages.qkd
+    chain = [name for name, m in models.items() if m.get("role") in ("teacher", "assistant", "student")]
+
+    def losses(specs, ce_weight: float) -> list[dict[str, Any]]:
+        return [*(spec.model_dump(mode="json", include={"name", "weight", "params"}) for spec in specs),
+                {"name": "cross_entropy", "weight": ce_weight, "params": {}}]
+
+    return {
+        "chain": chain,
+        "distill": {"losses": losses(distill.losses, distill.ce_weight), "epochs": distill.train.epochs,
+                    "lr": distill.train.lr, "optimizer": distill.train.optimizer, "generations": distill.generations},
+        "qkd": None if qkd is None else {
+            "losses": losses(qkd.losses, qkd.ce_weight),
+            "epochs": {phase: getattr(qkd, phase).epochs for phase in ("self_studying", "co_studying", "tutoring")},
+        },
+    }
 
 
 def _int8_layer_comparisons(latency: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -135,6 +135,7 @@ def render_html(report: dict[str, Any]) -> str:
     """
     verdict_class = "ok" if budgets_met(report["budgets"]) else "bad"
     gain = tables.kd_gain_line(report)
+    training = tables.training_line(report)
     inputs = tables.preprocessing_line(report)
     body = [
         "<header>",
@@ -148,6 +149,7 @@ def render_html(report: dict[str, Any]) -> str:
         _table(tables.budget_table(report["budgets"])) if report["budgets"] else _note("No budgets set."),
         "<h2>Models</h2>",
         _table(tables.model_table(report)),
+        f"<p>{escape(training)}</p>" if training else "",
         f"<p>{escape(gain)}</p>" if gain else "",
         *_search(report),
         "<h2>Accuracy vs latency</h2>",

@@ -101,9 +101,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                    _table(tables.search_table(report["search"]))]
     if report.get("assistants_tried"):
         blocks += ["### Teacher assistants (auto)", _table(tables.assistants_table(report["assistants_tried"]))]
-    gain = tables.kd_gain_line(report)
-    if gain:
-        blocks.append(_cell(gain))
+    for line in (tables.training_line(report), tables.kd_gain_line(report)):
+        if line:
+            blocks.append(_cell(line))
     blocks.append("### Latency")
     if latency:
         blocks += _latency_blocks(latency, model_order, (deployable["model"], deployable["precision"]))

@@ -138,7 +138,7 @@ def preprocessing_line(report: dict[str, Any]) -> str | None:
     names = spec["class_names"]
     shown = ", ".join(names[:10]) + (f", … ({len(names)} in all)" if len(names) > 10 else "")
     return (f"Inputs: {spec['dtype']} {spec['layout']} {'×'.join(map(str, spec['shape']))} ({spec['channel_order']});"
-            f" images in [0, 1] (8-bit pixels / 255){resize}, then (x − mean) / std with mean {_short_list(spec['mean'])} and std"
+            f" scaled {spec['scale']}{resize}, then (x − mean) / std with mean {_short_list(spec['mean'])} and std"
             f" {_short_list(spec['std'])}. Outputs: logits for {shown}. Each ONNX file carries this in its"
             " metadata (edgekd.preprocessing).")
 
@@ -170,7 +170,7 @@ def budget_table(budgets: list[dict[str, Any]]) -> Table:
 def model_table(report: dict[str, Any]) -> Table:
     """Model | Role | Family | Accuracy | Params | MACs | Size, in chain order."""
     deployable = report["deployable"]["model"]
-    table = Table(("Model", "Role", "Family", "Accuracy", "Params", "MACs", "Size"), "lllrrrr")
+    table = Table(("Model", "Role", "Family", "Test accuracy", "Params", "MACs", "Size"), "lllrrrr")
     for name, m in report["models"].items():
         is_deployable = name == deployable
         table.add(
@@ -184,6 +184,31 @@ def model_table(report: dict[str, Any]) -> Table:
             tags="deployable" if is_deployable else "",
         )
     return table
+
+
+def training_line(report: dict[str, Any]) -> str | None:
+    """``Distillation: teacher → assistant_1 → student; hinton ×0.9 (temperature 4) + cross_entropy ×0.1; …``."""
+    training = report.get("training")
+    if not training:
+        return None
+    distill = training["distill"]
+    line = (f"Distillation: {' → '.join(training['chain'])}; {_losses(distill['losses'])};"
+            f" {distill['epochs']} epochs, {distill['optimizer']} lr {distill['lr']:g}"
+            + (f", {distill['generations']} generations" if distill["generations"] > 1 else "") + ".")
+    qkd = training.get("qkd")
+    if qkd:
+        epochs = qkd["epochs"]
+        line += (f" QKD: self-studying {epochs['self_studying']} / co-studying {epochs['co_studying']} / tutoring"
+                 f" {epochs['tutoring']} epochs; {_losses(qkd['losses'])}.")
+    return line
+
+
+def _losses(losses: list[dict[str, Any]]) -> str:
+    def one(loss: dict[str, Any]) -> str:
+        params = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in loss["params"].items())
+        return f"{loss['name']} ×{loss['weight']:g}" + (f" ({params})" if params else "")
+
+    return " + ".join(one(loss) for loss in losses if loss["weight"])
 
 
 def kd_gain_line(report: dict[str, Any]) -> str | None:
@@ -325,7 +350,7 @@ def quantization_table(report: dict[str, Any]) -> Table:
     targets = list(dict.fromkeys(r["target"] for r in records))
     smallest = {t: min(r["batch"] for r in records if r["target"] == t) for t in targets}
     p50 = {(r["model"], r["target"]): r["p50_ms"] for r in records if r["batch"] == smallest[r["target"]]}
-    headers = ("Model", "Method", "Accuracy", "Δ vs FP32", "Size", *(f"p50 ms {t} (b{smallest[t]})" for t in targets))
+    headers = ("Model", "Method", "Test accuracy", "Δ vs FP32", "Size", *(f"p50 ms {t} (b{smallest[t]})" for t in targets))
     table = Table(headers, "llrrr" + "r" * len(targets))
     models = report["models"]
     fp32 = next((m for m in models.values() if m.get("role") == "student"), None)
@@ -446,8 +471,8 @@ def search_table(search: dict[str, Any], top: int = 12) -> Table:
 
 
 def assistants_table(tried: list[dict[str, Any]]) -> Table:
-    """Assistants | Their proxy accuracy | Student proxy accuracy | Chosen."""
-    table = Table(("Assistants", "Assistant accuracy", "Student accuracy", "Chosen"), "lrrl")
+    """Assistants | Their val accuracy | The student's val accuracy | Chosen."""
+    table = Table(("Assistants", "Assistant val accuracy", "Student val accuracy", "Chosen"), "lrrl")
     for row in tried:
         names = ", ".join(f"{a['name']} {a['params']}" for a in row["assistants"]) or "none (teacher → student)"
         accs = ", ".join(fmt_percent(a) for a in row["assistant_accuracy"]) or MISSING
@@ -457,12 +482,14 @@ def assistants_table(tried: list[dict[str, Any]]) -> Table:
 
 
 def parity_table(report: dict[str, Any]) -> Table:
-    """Model | Max abs diff | Top-1 agreement | Samples: the exported model against torch."""
-    table = Table(("Model", "Max abs diff", "Top-1 agreement", "Samples"), "lrrr")
+    """Model | Max abs diff | Top-1 agreement | Samples | Status: the exported model against torch.
+    An FP32 export that disagrees stops the run; an INT8 one is recorded (``ok``) and not deployed."""
+    table = Table(("Model", "Max abs diff", "Top-1 agreement", "Samples", "Status"), "lrrrl")
     for name, p in report["parity"].items():
         diff = p.get("max_abs_diff")
+        status = f"❌ below {p['min_top1_agreement']:.0%}" if p.get("ok") is False else "✅ ok"
         table.add(name, MISSING if diff is None else f"{diff:.2e}",
-                  fmt_percent(p.get("top1_agreement")), fmt_int(p.get("samples")))
+                  fmt_percent(p.get("top1_agreement")), fmt_int(p.get("samples")), status)
     return table
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from edgekd.config import PipelineConfig
 from edgekd.pipeline.stage import StageRecord
+from edgekd.report.tables import fmt_ms
 from edgekd.stages.qkd import QKD_MODEL
 
 FP32_MODEL = "student"
@@ -35,12 +36,17 @@ def choose_deployable(config: PipelineConfig, records: dict[str, StageRecord]) -
         return {**chosen, "reason": f"stages.qkd.precision is {qkd.precision}{speed}", "fastest": fastest}
 
     drop, split = _accuracy_drop(records)
+    parity = records["qkd"].outputs["models"][QKD_MODEL].get("parity") or {}
+    if parity.get("ok") is False:
+        reason = (f"auto: the INT8 file agrees with its torch model on only {parity['top1_agreement']:.2%} of"
+                  f" {parity['samples']} test images (needed {parity['min_top1_agreement']:.0%})")
+        return {**fp32, "reason": reason, "fastest": fastest}
     if not fastest:
         return {**fp32, "reason": "auto: no target timed both precisions", "fastest": fastest}
     first = fastest[0]
     if first["fastest"] != "int8":
-        reason = (f"auto: INT8 is not faster on {first['target']} (p50 {first['int8_p50_ms']:.3g} ms vs FP32 "
-                  f"{first['fp32_p50_ms']:.3g} ms at batch {first['batch']})")
+        reason = (f"auto: INT8 is not faster on {first['target']} (p50 {fmt_ms(first['int8_p50_ms'])} ms vs FP32 "
+                  f"{fmt_ms(first['fp32_p50_ms'])} ms at batch {first['batch']})")
         return {**fp32, "reason": reason, "fastest": fastest}
     if first["speedup"] < qkd.min_speedup:
         reason = (f"auto: INT8 is only {first['speedup']:.2f}× faster on {first['target']} at batch {first['batch']}"

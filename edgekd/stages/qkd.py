@@ -94,7 +94,7 @@ class QKDStage(Stage):
     def _finish(self, ctx: RunContext, qmodel: torch.nn.Module, path: Path, arch: dict[str, Any], *, role: str,
                 method: str) -> dict[str, Any]:
         """Export a trained quantized model to INT8 ONNX at ``path`` and describe it."""
-        from edgekd.export import check_parity
+        from edgekd.export import measure_parity
         from edgekd.quant import export_int8_onnx, strip
 
         data = ctx.data()
@@ -102,11 +102,14 @@ class QKDStage(Stage):
         export_int8_onnx(stripped, data.input_shape, path, unsigned_after_relu=int8_form(ctx) == "onnxruntime")
         export_cfg = ctx.config.stages.export
         # INT8 kernels round differently from torch's fake quantization: logits may move by a
-        # quantization step, so parity is judged on top-1 agreement, not on a float tolerance.
-        parity = check_parity(stripped, path, data.test.tensors[0][: export_cfg.parity_samples],
-                              atol=float("inf"), min_top1_agreement=export_cfg.min_top1_agreement - 0.02)
+        # quantization step, so parity is judged on top-1 agreement, not on a float tolerance. It is
+        # recorded, not fatal: the file's own accuracy is measured by ONNX Runtime, and `auto` does
+        # not deploy an INT8 student that disagrees (a baseline never stops the run).
+        parity = measure_parity(stripped, path, data.test.tensors[0][: export_cfg.parity_samples])
+        needed = export_cfg.min_top1_agreement - 0.02
         described = self._describe(ctx, path, arch, role=role, method=method)
-        described["parity"] = parity.to_dict()
+        described["parity"] = {**parity.to_dict(), "min_top1_agreement": needed,
+                               "ok": parity.top1_agreement >= needed}
         return described
 
     @staticmethod

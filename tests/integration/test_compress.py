@@ -42,6 +42,8 @@ def test_run_folder_report_and_cache(tiny_pipeline: Path, tmp_path: Path) -> Non
         assert 0.0 <= metrics["accuracy"] <= 1.0
         assert metrics["params"] > 0 and metrics["size_bytes"] > 0
     assert report["models"]["teacher"]["params"] > report["models"]["student"]["params"]
+    for name, metrics in report["models"].items():  # every model's file is where report.json says
+        assert (run_dir / metrics["onnx"]).stat().st_size == metrics["size_bytes"], name
     record_keys = {"model", "target", "runtime", "precision", "batch", "p50_ms", "p90_ms", "p99_ms",
                    "mean_ms", "std_ms", "throughput", "runs", "estimated"}
     assert {r["model"] for r in report["latency"]} == {"teacher", "assistant_1", "student"}
@@ -56,7 +58,10 @@ def test_run_folder_report_and_cache(tiny_pipeline: Path, tmp_path: Path) -> Non
     for path in (run_dir / "student.onnx", run_dir / "export" / "teacher.onnx"):  # how to feed it travels with it
         metadata = {p.key: p.value for p in onnx.load(path).metadata_props}
         assert json.loads(metadata[PREPROCESSING_KEY]) == spec
-    assert "Inputs: float32 NCHW 1×8×8 (gray)" in (run_dir / "report.md").read_text()
+    markdown = (run_dir / "report.md").read_text()
+    assert "Inputs: float32 NCHW 1×8×8 (gray); scaled to [0, 1]: sklearn's digits pixel values (0-16) / 16" in markdown
+    assert report["training"]["chain"] == ["teacher", "assistant_1", "student"]
+    assert "Distillation: teacher → assistant_1 → student; hinton ×0.9 (temperature 4) + cross_entropy ×0.1" in markdown
     assert {s: v["status"] for s, v in report["stages"].items()} == dict.fromkeys(
         ("teacher", "distill", "export", "profile"), "done")
 

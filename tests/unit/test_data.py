@@ -120,13 +120,26 @@ def test_the_preprocessing_spec_turns_image_files_into_the_models_inputs(tmp_pat
     splits = load_data(cfg, seed=0)
     spec = preprocessing(splits, cfg)
     assert spec["class_names"] == ["cat", "dog", "eel"] and spec["shape"] == [3, 6, 6]
-    assert spec["channel_order"] == "RGB" and spec["resize"] is None
+    assert spec["channel_order"] == "RGB" and spec["resize"] is None and spec["scale"].endswith("pixels / 255")
     mean, std = np.array(spec["mean"])[:, None, None], np.array(spec["std"])[:, None, None]
     inputs = torch.cat([splits.train.tensors[0], splits.test.tensors[0]]).flatten(1).numpy()
     for file in sorted(tmp_path.rglob("*.*")):  # as a user would prepare a new image by the spec alone
         pixels = np.asarray(Image.open(file).convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255
         prepared = ((pixels - mean) / std).reshape(1, -1)
         assert np.abs(inputs - prepared).max(axis=1).min() < 1e-4, file
+
+
+def test_the_digits_spec_states_its_own_pixel_scale():
+    from sklearn.datasets import load_digits
+
+    cfg = DataConfig(kind="digits")
+    splits = load_data(cfg, seed=0)
+    spec = preprocessing(splits, cfg)
+    assert spec["scale"].endswith("(0-16) / 16")  # not / 255: following a wrong scale gives chance accuracy
+    prepared = (load_digits().images[:, None] / 16 - spec["mean"][0]) / spec["std"][0]
+    prepared = prepared.reshape(len(prepared), -1)
+    for x in splits.test.tensors[0][:20].flatten(1).numpy():
+        assert np.abs(prepared - x).max(axis=1).min() < 1e-4
 
 
 def test_image_folder_grayscale_keeps_one_channel(tmp_path):

@@ -77,3 +77,16 @@ def test_a_forced_precision_is_deployed_whatever_the_timings(precision: str) -> 
     assert chosen["precision"] == precision
     assert "INT8 runs at 0.50× FP32's speed on local-cpu at batch 1" in chosen["reason"]
     assert chosen["onnx"] == {"fp32": "student.onnx", "int8": "student.int8.onnx"}[precision]
+
+
+def test_auto_keeps_fp32_when_the_int8_file_disagrees_with_its_torch_model() -> None:
+    records = _records(0.02, 0.01)
+    records["qkd"].outputs["models"]["student_int8"]["parity"] = {
+        "max_abs_diff": 0.02, "top1_agreement": 0.9694, "samples": 360, "min_top1_agreement": 0.97, "ok": False}
+    chosen = choose_deployable(_config(), records)
+    assert chosen["precision"] == "fp32"
+    assert "agrees with its torch model on only 96.94% of 360 test images (needed 97%)" in chosen["reason"]
+
+
+def test_the_not_faster_reason_gives_p50_as_the_tables_do() -> None:
+    assert "p50 0.0200 ms vs FP32 0.0100 ms" in choose_deployable(_config(), _records(0.01, 0.02))["reason"]
