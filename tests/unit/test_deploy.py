@@ -90,3 +90,10 @@ def test_auto_keeps_fp32_when_the_int8_file_disagrees_with_its_torch_model() -> 
 
 def test_the_not_faster_reason_gives_p50_as_the_tables_do() -> None:
     assert "p50 0.0200 ms vs FP32 0.0100 ms" in choose_deployable(_config(), _records(0.01, 0.02))["reason"]
+
+
+def test_auto_says_when_the_int8_it_did_not_ship_is_clearly_more_accurate() -> None:
+    slower_but_better = choose_deployable(_config(), _records(0.01, 0.02, fp32_acc=0.39, int8_acc=0.61))
+    assert slower_but_better["precision"] == "fp32"
+    assert "INT8 is 22.00% more accurate on test: set stages.qkd.precision: int8 to ship it" in slower_but_better["reason"]
+    assert "more accurate" not in choose_deployable(_config(), _records(0.01, 0.02))["reason"]
