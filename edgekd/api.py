@@ -85,7 +85,9 @@ def profile(
         ``failures`` (targets or runs that could not be measured; the others still are).
     """
     from edgekd.errors import ConfigError
-    from edgekd.runtime.sweep import ModelFiles
+    from edgekd.models import load_checkpoint
+    from edgekd.onnx_model import load_onnx
+    from edgekd.runtime.sweep import ModelFiles, profile_targets
 
     bad = [b for b in batch_sizes if b < 1]
     if bad:
@@ -96,17 +98,11 @@ def profile(
     for path in paths:  # a missing or corrupt file fails here, before any target is set up
         name = path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}/{path.stem}"
         if path.suffix == ".pt":
-            from edgekd.models import load_checkpoint
-
             load_checkpoint(path)
             files.append(ModelFiles(name=name, checkpoint=path))
         else:
-            from edgekd.onnx_model import load_onnx
-
             load_onnx(path)
             files.append(ModelFiles(name=name, onnx=path))
-    from edgekd.runtime.sweep import profile_targets
-
     return profile_targets(files, load_targets(list(targets)), settings or ProfileConfig(),
                            batch_sizes=list(batch_sizes) or None, progress=progress)
 

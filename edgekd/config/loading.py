@@ -42,15 +42,21 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
     data = copy.deepcopy(data)
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
+        _, sep, raw = item.partition("=")
+        key = override_key(item)
+        if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. stages.distill.train.epochs=3")
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
-        _set_path(data, key.strip().split("."), value, item)
+        _set_path(data, key.split("."), value, item)
     return data
+
+
+def override_key(item: str) -> str:
+    """``stages.distill.train.epochs=3`` → ``stages.distill.train.epochs``."""
+    return item.partition("=")[0].strip()
 
 
 def _set_path(node: Any, parts: list[str], value: Any, item: str) -> None:
@@ -85,7 +91,7 @@ def validate(model: type[M], data: dict[str, Any], source: str | Path, overrides
         # A misspelt key also makes the real key "missing": report the misspelling.
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = ".".join(str(p) for p in _field_path(first["loc"]))
-        keys = [item.split("=", 1)[0].strip() for item in overrides]
+        keys = [override_key(item) for item in overrides]
         if any(loc == key or loc.startswith(key + ".") for key in keys):
             source = "--set"
         raise ConfigError(f"{source}: {_describe(model, first)}") from None

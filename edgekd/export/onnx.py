@@ -52,14 +52,15 @@ PREPROCESSING_KEY = "edgekd.preprocessing"
 """The ONNX metadata key (``metadata_props``) that holds the input preparation, as JSON."""
 
 
-def write_preprocessing(path: Path, spec: dict) -> None:
-    """Store ``spec`` (:func:`edgekd.data.preprocessing`) in the ONNX file's metadata, atomically.
-    ONNX Runtime reads it back with ``session.get_modelmeta().custom_metadata_map``."""
+def write_preprocessing(path: Path, spec: dict, source: Path | None = None) -> None:
+    """Store ``spec`` (:func:`edgekd.data.preprocessing`) in the ONNX file's metadata, atomically;
+    with ``source``, ``path`` becomes a copy of that file with the metadata added. ONNX Runtime
+    reads it back with ``session.get_modelmeta().custom_metadata_map``."""
     import json
 
     import onnx
 
-    model = onnx.load(str(path))
+    model = onnx.load(str(source or path))
     onnx.helper.set_model_props(model, {PREPROCESSING_KEY: json.dumps(spec, ensure_ascii=False)})
     atomic_write_with(path, lambda tmp: onnx.save(model, str(tmp)))
 

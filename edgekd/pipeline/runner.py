@@ -74,8 +74,7 @@ def run_pipeline(
                 statuses[name] = "cached"
                 progress.note(f"{name}: unchanged since the last run, reusing {run_dir / name}")
             else:
-                reason = rerun_reason(manifest.stages.get(name), fp, parts)
-                entry = _execute(stage, ctx, fp, parts, records, manifest, reason)
+                entry = _execute(stage, ctx, fp, parts, records, manifest)
                 statuses[name] = "done"
             records[name] = StageRecord(name, run_dir / name, from_main(entry)["outputs"])
         for name in set(manifest.stages) - set(records):
@@ -111,8 +110,9 @@ def _follow(ctx: RunContext) -> RunResult:
 
 
 def _execute(stage, ctx: RunContext, fp: str, parts: dict[str, str], records: dict[str, StageRecord],
-             manifest: Manifest, reason: str) -> dict:
+             manifest: Manifest) -> dict:
     name = stage.name
+    reason = rerun_reason(manifest.stages.get(name), fp, parts)
     work = ctx.run_dir / f".{name}.partial"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -19,8 +19,6 @@ class ExportStage(Stage):
         return {"export": ctx.config.stages.export.model_dump(mode="json"), "data": ctx.data_inputs()}
 
     def run(self, ctx: RunContext, work_dir: Path, inputs: dict[str, StageRecord]) -> dict[str, Any]:
-        import shutil
-
         from edgekd.data import preprocessing
         from edgekd.export import check_parity, export_onnx, write_preprocessing
         from edgekd.models import load_checkpoint
@@ -53,8 +51,7 @@ class ExportStage(Stage):
         if "qkd" in inputs:
             for name, model in inputs["qkd"].outputs["models"].items():
                 path = work_dir / model["onnx"]
-                shutil.copyfile(inputs["qkd"].dir / model["onnx"], path)
-                write_preprocessing(path, spec)
+                write_preprocessing(path, spec, source=inputs["qkd"].dir / model["onnx"])
                 exported[name] = {"onnx": path.name, "precision": "int8", "size_bytes": path.stat().st_size,
                                   "parity": model.get("parity")}
         return {"models": exported, "preprocessing": spec}

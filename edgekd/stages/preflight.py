@@ -9,14 +9,14 @@ from edgekd.errors import ConfigError, DataError, EdgeKDError, TargetError
 
 
 def preflight(config: PipelineConfig, targets: list[TargetConfig], base_dir: Path) -> None:
-    from edgekd.data import DATASETS
+    from edgekd.data import DATASETS, resolve_data_path
     from edgekd.distill.checks import check_losses
     from edgekd.runtime import get_runtime
 
     _named(lambda: DATASETS.get(config.data.kind), "data.kind")
-    data_path = config.data.path
-    if data_path is not None and not (data_path if data_path.is_absolute() else base_dir / data_path).exists():
-        raise DataError(f"data.path: {data_path} does not exist (relative paths start at {base_dir})")
+    data_path = resolve_data_path(config.data, base_dir)
+    if data_path is not None and not data_path.exists():
+        raise DataError(f"data.path: {config.data.path} does not exist (relative paths start at {base_dir})")
     teacher = config.stages.teacher
     teacher_model = None
     if teacher.model is not None:
